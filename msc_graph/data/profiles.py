@@ -1,0 +1,139 @@
+"""User profiles: the published format's loader and validator, and our built-in generated set.
+
+A profile is ``{i, persona, preferences, categories}``; ``preferences`` and ``categories`` are
+parallel lists (the published file has three of each). Our built-in users are generated from a
+seed: a persona and three preferences from three different categories, never both sides of a pair.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from msc_graph.data.preferences import BY_KEY, CATEGORIES, PREFERENCE_TYPES
+
+
+class ProfileError(ValueError):
+    """A profile file could not be used; the message says which file, which entry and what to fix."""
+
+
+class UserProfile(BaseModel):
+    i: int = Field(ge=0, description="User id.")
+    persona: str = Field(min_length=1)
+    preferences: list[str] = Field(min_length=1)
+    categories: list[str] = Field(default_factory=list)
+    #: Keys of our preference types, for built-in users (absent in the published file).
+    preference_keys: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _parallel(self) -> UserProfile:
+        if self.categories and len(self.categories) != len(self.preferences):
+            raise ValueError(
+                f"has {len(self.preferences)} preferences but {len(self.categories)} categories; "
+                "the two lists must be parallel"
+            )
+        if any(not p.strip() for p in self.preferences):
+            raise ValueError("has an empty preference")
+        return self
+
+
+PERSONA_ROLES = (
+    "a night-shift nurse", "a retired ship engineer", "a first-year law student", "a bakery owner",
+    "a high-school chemistry teacher", "a freelance illustrator", "a logistics planner",
+    "a graduate student in ecology", "a volunteer firefighter", "a data journalist", "a piano tuner",
+    "a hospital pharmacist", "an amateur astronomer", "a small-town accountant", "a game designer",
+    "a physiotherapist", "a museum archivist", "a software tester", "a beekeeper", "a tour guide",
+)
+PERSONA_TRAITS = (
+    "who studies in short bursts between other duties",
+    "who is preparing for an exam next month",
+    "who likes to double-check every number",
+    "who is curious but easily distracted",
+    "who wants to understand things properly, not just get answers",
+    "who is returning to study after many years",
+    "who learns by doing and hates long lectures",
+    "who is helping a teenager with homework",
+    "who is skeptical of answers that sound too sure",
+    "who keeps detailed notebooks of everything learned",
+)
+
+
+def generate_profiles(n: int, seed: int = 0) -> list[UserProfile]:
+    """``n`` users, each with a persona and three preferences from three different categories."""
+    rng = random.Random(seed)
+    by_category: dict[str, list] = {c: [p for p in PREFERENCE_TYPES if p.category == c] for c in CATEGORIES}
+    users = []
+    for i in range(n):
+        persona = f"{rng.choice(PERSONA_ROLES).capitalize()} {rng.choice(PERSONA_TRAITS)}"
+        cats = rng.sample(CATEGORIES, 3)
+        prefs = [rng.choice(by_category[c]) for c in cats]
+        users.append(
+            UserProfile(
+                i=i,
+                persona=persona,
+                preferences=[p.text for p in prefs],
+                categories=cats,
+                preference_keys=[p.key for p in prefs],
+            )
+        )
+    return users
+
+
+def builtin_profiles(n: int = 100) -> list[UserProfile]:
+    """The default users: a fixed seed, so everyone gets the same built-in set."""
+    return generate_profiles(n, seed=20261124)
+
+
+def load_profiles(path: str | Path) -> list[UserProfile]:
+    """Load and validate a profile file (the published JSON list, or a JSONL file of the same records)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ProfileError(f"profile file {path} does not exist: check --profiles")
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise ProfileError(f"profile file {path} is empty: it must hold a list of {{i, persona, preferences}} records")
+    try:
+        if path.suffix == ".jsonl":
+            raw = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"profile file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    if isinstance(raw, dict) and isinstance(raw.get("profiles"), list):
+        raw = raw["profiles"]
+    if not isinstance(raw, list) or not raw:
+        raise ProfileError(f"profile file {path} must hold a non-empty JSON list of {{i, persona, preferences}} records")
+    profiles: list[UserProfile] = []
+    for idx, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ProfileError(f"profile file {path}: entry {idx} is not an object")
+        try:
+            profiles.append(UserProfile.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "entry"
+            raise ProfileError(f"profile file {path}: entry {idx} ({where}): {first['msg']}") from None
+    seen: set[int] = set()
+    for p in profiles:
+        if p.i in seen:
+            raise ProfileError(f"profile file {path}: user id {p.i} appears twice; ids must be unique")
+        seen.add(p.i)
+    return profiles
+
+
+def preference_key_of(profile: UserProfile, index: int) -> str:
+    """A stable short name for preference ``index`` of a user (our key, else the category + position)."""
+    if profile.preference_keys and index < len(profile.preference_keys):
+        return profile.preference_keys[index]
+    text = profile.preferences[index]
+    for pref in PREFERENCE_TYPES:  # built-in texts map back to their keys
+        if pref.text == text:
+            return pref.key
+    cat = profile.categories[index] if index < len(profile.categories) else "preference"
+    return f"{cat}:{text[:60]}"
+
+
+__all__ = ["BY_KEY", "ProfileError", "UserProfile", "builtin_profiles", "generate_profiles", "load_profiles"]

@@ -1,0 +1,46 @@
+"""The state of one session graph."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+from msc_graph.llm import merge_usage
+
+
+class SessionInput(TypedDict, total=False):
+    """What a caller gives a session: the user, the problem, and (memory runs) the notes so far."""
+
+    user_id: int
+    session_index: int
+    problem: str
+    solution: str
+    task_description: str
+    persona: str
+    preferences: list[str]
+    #: Notes the agent starts with; when absent in a memory mode they are read from the store.
+    notes: list[dict]
+
+
+class SessionState(SessionInput, total=False):
+    #: The visible conversation, ``{"role", "content"}``; starts with the agent's opening line.
+    messages: Annotated[list[dict], operator.add]
+    #: One record per model turn: parsed fields, raw text, retrieved notes.
+    turns: Annotated[list[dict], operator.add]
+    #: Notes shown to the agent with user message ``k`` (``{"user_turn": k, "notes": [...]}``).
+    retrieved: Annotated[list[dict], operator.add]
+    user_turns: int
+    draft_answer: str
+    terminated: bool
+    ended_by: str
+    verdict: dict | None
+    task_success: int | None
+    usage: Annotated[dict, merge_usage]
+    failure: dict | None
+    notes_before: list[dict]
+    notes_after: list[dict] | None
+    reflection: dict | None
+
+
+def failure(stage: str, reason: str) -> dict[str, Any]:
+    return {"stage": stage, "reason": reason}

@@ -1,0 +1,279 @@
+"""The one way this project talks to models: langchain-openai's ``ChatOpenAI`` against an
+OpenAI-compatible endpoint, plus a helper that gets a validated JSON object out of a reply.
+
+- Every request has a timeout and bounded retries with backoff (the OpenAI client's own retry,
+  which honours ``Retry-After`` on 429/503).
+- At most ``max_inflight`` requests per endpoint are in flight from this process.
+- Structured output is enforced by the server where it can be (``json_schema``, or llama.cpp's
+  ``json_object`` with a ``schema``); otherwise the keys are in the prompt and the reply is parsed
+  tolerantly with json-repair. Every reply is validated by its pydantic schema and retried a
+  bounded number of times; a call that still fails returns its reason, it never raises into the graph.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+from json_repair import repair_json
+from langchain_core.messages import AIMessage
+from langchain_openai import ChatOpenAI
+from pydantic import BaseModel, ValidationError
+
+from msc_graph.config import RoleConfig
+from msc_graph.prompts import JSON_RETRY_HINT
+
+T = TypeVar("T", bound=BaseModel)
+
+_THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_HARMONY_TOKEN_RE = re.compile(r"<\|[^|>]+\|>")
+_HARMONY_FINAL = "<|channel|>final<|message|>"
+
+# Endpoints where the server refused ``json_schema``: later calls go straight to the fallback.
+_SCHEMA_REFUSED: set[str] = set()
+
+
+def strip_reasoning(text: str | None) -> str:
+    """Remove reasoning-model markup: ``<think>`` blocks and gpt-oss (harmony) channels."""
+    if not text:
+        return ""
+    if _HARMONY_FINAL in text:
+        text = text.split(_HARMONY_FINAL, 1)[1]
+    elif "<|channel|>" in text:
+        # An analysis channel with no final channel: nothing meant for the reader.
+        text = text.rsplit("<|message|>", 1)[-1] if "<|message|>" in text else ""
+    text = _HARMONY_TOKEN_RE.sub("", text)
+    text = _THINK_RE.sub("", text)
+    if "</think>" in text.lower():  # servers that drop the opening tag
+        text = re.split(r"</think>", text, flags=re.IGNORECASE)[-1]
+    return text.strip()
+
+
+@dataclass
+class Usage:
+    """Token counts for one role, summed over calls."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    latency_s: float = 0.0
+
+    def add_message(self, msg: AIMessage, latency_s: float) -> None:
+        self.calls += 1
+        self.latency_s += latency_s
+        meta = getattr(msg, "usage_metadata", None) or {}
+        self.prompt_tokens += int(meta.get("input_tokens") or 0)
+        self.completion_tokens += int(meta.get("output_tokens") or 0)
+        details = meta.get("input_token_details") or {}
+        self.cached_prompt_tokens += int(details.get("cache_read") or 0)
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_prompt_tokens": self.cached_prompt_tokens,
+            "latency_s": round(self.latency_s, 4),
+        }
+
+
+def merge_usage(left: dict | None, right: dict | None) -> dict:
+    """Reducer for per-role usage dicts: ``{"user": {...}, "agent": {...}}`` summed key by key."""
+    out: dict = {k: dict(v) for k, v in (left or {}).items()}
+    for role, counts in (right or {}).items():
+        slot = out.setdefault(role, {})
+        for k, v in counts.items():
+            slot[k] = round(slot.get(k, 0) + v, 4) if isinstance(v, float) else slot.get(k, 0) + v
+    return out
+
+
+@dataclass
+class CallResult:
+    """What one logical call produced: the validated object or text, raw replies, usage, failure."""
+
+    value: Any = None
+    raw: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# --------------------------------------------------------------------------- clients
+
+
+_clients: dict[tuple[int, RoleConfig], ChatOpenAI] = {}
+_http: dict[tuple[int, str, float], httpx.AsyncClient] = {}
+_semaphores: dict[tuple[int, str], asyncio.Semaphore] = {}
+
+
+def _loop_id() -> int:
+    try:
+        return id(asyncio.get_running_loop())
+    except RuntimeError:
+        return 0
+
+
+def chat_model(cfg: RoleConfig) -> ChatOpenAI:
+    """A ``ChatOpenAI`` for ``cfg``, cached per event loop (HTTP pools cannot cross loops)."""
+    loop = _loop_id()
+    key = (loop, cfg)
+    model = _clients.get(key)
+    if model is None:
+        http_key = (loop, cfg.base_url, cfg.timeout_s)
+        http = _http.get(http_key)
+        if http is None:
+            http = httpx.AsyncClient(
+                timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
+                limits=httpx.Limits(max_connections=max(cfg.max_inflight, 16), max_keepalive_connections=64),
+            )
+            _http[http_key] = http
+        model = ChatOpenAI(
+            model=cfg.model,
+            base_url=cfg.base_url,
+            api_key=cfg.key_value(),
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            timeout=cfg.timeout_s,
+            max_retries=cfg.max_retries,
+            http_async_client=http,
+            stream_usage=False,
+        )
+        _clients[key] = model
+    return model
+
+
+def endpoint_semaphore(cfg: RoleConfig) -> asyncio.Semaphore:
+    key = (_loop_id(), cfg.base_url)
+    sem = _semaphores.get(key)
+    if sem is None:
+        sem = asyncio.Semaphore(cfg.max_inflight)
+        _semaphores[key] = sem
+    return sem
+
+
+def forget_loop_clients() -> None:
+    """Drop cached clients of event loops that are gone (tests run many loops)."""
+    current = _loop_id()
+    for cache in (_clients, _http, _semaphores):
+        for key in [k for k in cache if k[0] != current]:
+            cache.pop(key, None)
+
+
+# --------------------------------------------------------------------------- calls
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:500]
+
+
+def _is_schema_refusal(exc: BaseException) -> bool:
+    status = getattr(exc, "status_code", None)
+    text = str(exc).lower()
+    return status in (400, 422) and ("response_format" in text or "json_schema" in text or "schema" in text)
+
+
+async def _invoke(cfg: RoleConfig, messages: list[dict], usage: Usage, **kwargs) -> AIMessage:
+    model = chat_model(cfg)
+    async with endpoint_semaphore(cfg):
+        start = time.perf_counter()
+        msg = await model.ainvoke(messages, **kwargs)
+    usage.add_message(msg, time.perf_counter() - start)
+    return msg
+
+
+async def call_text(cfg: RoleConfig, messages: list[dict]) -> CallResult:
+    """A plain-text reply with reasoning markup stripped; raw text kept in ``raw``."""
+    result = CallResult()
+    try:
+        msg = await _invoke(cfg, messages, result.usage)
+    except Exception as exc:  # noqa: BLE001 - recorded, never raised into the graph
+        result.error = _error_text(exc)
+        return result
+    raw = msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
+    result.raw.append(raw)
+    text = strip_reasoning(raw)
+    if not text:
+        result.error = "empty reply"
+    result.value = text
+    return result
+
+
+def response_format_for(mode: str, schema: type[BaseModel]) -> dict | None:
+    if mode == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": False},
+        }
+    if mode == "json_object":
+        return {"type": "json_object", "schema": schema.model_json_schema()}
+    return None
+
+
+def parse_json_reply(raw: str, schema: type[T]) -> T:
+    """Parse a reply into ``schema``: strips markup and fences, repairs JSON, validates.
+
+    Raises ``ValueError`` with a short reason when the reply cannot be used.
+    """
+    text = strip_reasoning(raw)
+    if not text:
+        raise ValueError("empty reply")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = repair_json(text, return_objects=True)
+    if isinstance(data, list):  # some models wrap the object in a list
+        data = next((d for d in data if isinstance(d, dict)), data)
+    if not isinstance(data, dict):
+        raise ValueError(f"reply is not a JSON object: {text[:120]!r}")
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'object'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise ValueError(f"invalid {schema.__name__}: {problems}") from None
+
+
+async def call_json(cfg: RoleConfig, messages: list[dict], schema: type[T]) -> CallResult:
+    """A reply validated by ``schema``, with bounded parse retries. Never raises."""
+    result = CallResult()
+    mode = cfg.structured
+    if mode == "auto":
+        mode = "prompt" if cfg.base_url in _SCHEMA_REFUSED else "json_schema"
+    keys = ", ".join(schema.model_fields)
+    convo = list(messages)
+    for attempt in range(cfg.parse_retries + 1):
+        fmt = response_format_for(mode, schema)
+        try:
+            msg = await _invoke(cfg, convo, result.usage, **({"response_format": fmt} if fmt else {}))
+        except Exception as exc:  # noqa: BLE001
+            if fmt is not None and cfg.structured == "auto" and _is_schema_refusal(exc):
+                _SCHEMA_REFUSED.add(cfg.base_url)
+                mode = "prompt"
+                continue
+            result.error = _error_text(exc)
+            return result
+        raw = msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
+        result.raw.append(raw)
+        try:
+            result.value = parse_json_reply(raw, schema)
+            result.error = None
+            return result
+        except ValueError as exc:
+            result.error = f"unparseable reply after {attempt + 1} attempt(s): {exc}"
+            convo = [
+                *messages,
+                {"role": "assistant", "content": raw[:4000]},
+                {"role": "user", "content": JSON_RETRY_HINT.format(error=exc, keys=keys)},
+            ]
+    return result

