@@ -146,6 +146,9 @@ def chat_model(cfg: RoleConfig) -> ChatOpenAI:
             max_retries=cfg.max_retries,
             http_async_client=http,
             stream_usage=False,
+            # langchain-openai sends only ``max_completion_tokens``; llama.cpp and older servers read
+            # only ``max_tokens``. Self-hosted servers get both (same value); OpenAI's API gets one.
+            extra_body=None if "api.openai.com" in cfg.base_url else {"max_tokens": cfg.max_tokens},
         )
         _clients[key] = model
     return model

@@ -1,7 +1,7 @@
 """Pydantic models of what each JSON-returning model call must return.
 
-Strings carry a ``maxLength`` where a runaway reply would only waste tokens: servers that compile
-the schema into a grammar (llama.cpp, SGLang, vLLM) then stop the model at the bound.
+No ``maxLength``/``maxItems`` bounds: llama.cpp expands them into grammars too large to compile.
+Runaway replies are bounded by ``max_tokens`` instead (a truncated reply fails validation and is retried).
 """
 
 from __future__ import annotations
@@ -24,15 +24,11 @@ def _coerce_bool(v: Any) -> Any:
 
 
 class UserTurnBase(BaseModel):
-    """The user simulator's reply. Per-preference checks are added by :func:`user_turn_model`."""
+    """The user simulator's reply; :func:`user_turn_model` adds the fields, checks first."""
 
-    enforce_preferences: bool = Field(description="True if this reply must enforce a preference.")
-    reasoning: str = Field(max_length=1500, description="Two or three sentences of reasoning.")
-    draft_answer: str = Field(max_length=2000, description="The current draft answer to the problem.")
-    should_terminate: bool = Field(description="True to end the conversation now.")
-    response: str = Field(max_length=2000, description="The message sent to the agent.")
-
-    _coerce = field_validator("enforce_preferences", "should_terminate", mode="before")(_coerce_bool)
+    _coerce = field_validator("enforce_preferences", "should_terminate", mode="before", check_fields=False)(
+        _coerce_bool
+    )
 
     def preference_checks(self) -> dict[str, str]:
         return {k: v for k, v in self.model_dump().items() if k.startswith("preference_")}
@@ -40,28 +36,35 @@ class UserTurnBase(BaseModel):
 
 @lru_cache(maxsize=16)
 def user_turn_model(n_preferences: int) -> type[UserTurnBase]:
-    """A schema with one ``preference_<i>_satisfied`` field per preference, first in the object."""
+    """The user reply schema: one ``preference_<i>_satisfied`` per preference, then the decision fields.
+
+    Key order matters to a model writing left to right: it checks each preference before deciding.
+    """
     fields: dict[str, Any] = {
-        f"preference_{i}_satisfied": (
-            str,
-            Field(max_length=600, description=f"Does the last agent reply satisfy preference {i}? Why?"),
-        )
+        f"preference_{i}_satisfied": (str, Field(description=f"Does the last agent reply satisfy preference {i}? Why?"))
         for i in range(1, n_preferences + 1)
     }
+    fields.update(
+        enforce_preferences=(bool, Field(description="True if this reply must enforce a preference.")),
+        reasoning=(str, Field(description="Two or three sentences of reasoning.")),
+        draft_answer=(str, Field(description="The current draft answer to the problem.")),
+        should_terminate=(bool, Field(description="True to end the conversation now.")),
+        response=(str, Field(description="The message sent to the agent.")),
+    )
     return create_model(f"UserTurn{n_preferences}", __base__=UserTurnBase, **fields)
 
 
 class AgentReply(BaseModel):
     """The agent's reply in JSON mode."""
 
-    reasoning: str = Field(max_length=1500, description="Brief reasoning about what the user needs.")
+    reasoning: str = Field(description="Brief reasoning about what the user needs.")
     response: str = Field(description="The message shown to the user.")
 
 
 class JudgeVerdict(BaseModel):
     """The judge's grade of a draft answer."""
 
-    reasoning: str = Field(max_length=2000, description="Why the draft answer is or is not correct.")
+    reasoning: str = Field(description="Why the draft answer is or is not correct.")
     accuracy: int = Field(ge=0, le=1, description="1 if the draft answer is correct, else 0.")
 
     @field_validator("accuracy", mode="before")
@@ -80,11 +83,11 @@ class JudgeVerdict(BaseModel):
 class Note(BaseModel):
     """One thing the agent has learned about a user."""
 
-    preference: str = Field(max_length=400, description="What the user wants, in one sentence.")
+    preference: str = Field(description="What the user wants, in one sentence.")
     evidence: str = Field(
-        default="", max_length=600, description="When and how the user asked for it (session, words)."
+        default="", description="When and how the user asked for it (session, words)."
     )
-    how_to_satisfy: str = Field(default="", max_length=600, description="What to do in replies.")
+    how_to_satisfy: str = Field(default="", description="What to do in replies.")
 
     def as_text(self) -> str:
         parts = [self.preference.strip()]
@@ -98,12 +101,12 @@ class Note(BaseModel):
 class ReflectionResult(BaseModel):
     """The agent's updated notes after a session."""
 
-    reasoning: str = Field(max_length=2000, description="What the user enforced in this session.")
-    notes: list[Note] = Field(max_length=20, description="The complete updated list of notes.")
+    reasoning: str = Field(description="What the user enforced in this session.")
+    notes: list[Note] = Field(description="The complete updated list of notes.")
 
 
 class NoteSelection(BaseModel):
     """The notes an LLM judged relevant to the next reply (``select`` memory mode)."""
 
-    reasoning: str = Field(max_length=1000)
-    relevant_notes: list[int] = Field(max_length=20, description="Numbers of the relevant notes.")
+    reasoning: str = Field()
+    relevant_notes: list[int] = Field(description="Numbers of the relevant notes.")

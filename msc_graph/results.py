@@ -1,0 +1,87 @@
+"""Result files: one JSON line per finished session, appended and flushed; reading with repair.
+
+A record is written with a single ``write`` on an ``O_APPEND`` descriptor, so a killed process
+leaves at most one torn final line. ``read_records`` detects a torn last line and (with
+``repair=True``) cuts it off, so the file is valid JSONL again before anything is appended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class ResultsError(ValueError):
+    """A result file cannot be used as it is; the message says why and what to do."""
+
+
+def read_records(path: str | Path, *, repair: bool = False) -> list[dict]:
+    """All records of a JSONL result file. A torn final line is dropped (and cut off if ``repair``)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    records: list[dict] = []
+    offset = 0
+    lines = data.split(b"\n")
+    for idx, line in enumerate(lines):
+        is_last = idx == len(lines) - 1
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if is_last or all(not rest.strip() for rest in lines[idx + 1 :]):
+                    if repair:
+                        with open(path, "r+b") as fh:
+                            fh.truncate(offset)
+                    break
+                raise ResultsError(
+                    f"{path}: line {idx + 1} is not valid JSON and is not the last line; the file was "
+                    "edited or corrupted. Move it aside, or pass --overwrite to start again"
+                ) from None
+        offset += len(line) + 1
+    if repair and data and not data.endswith(b"\n") and records and offset >= len(data):
+        with open(path, "ab") as fh:  # a complete last record without its newline
+            fh.write(b"\n")
+    return records
+
+
+class RecordWriter:
+    """Appends records to a JSONL file, one ``os.write`` per record."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, record: dict) -> None:
+        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        view = memoryview(line)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def manifest_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".manifest.json")
+
+
+def write_json_atomic(path: str | Path, payload: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
