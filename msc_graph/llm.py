@@ -45,8 +45,7 @@ def strip_reasoning(text: str | None) -> str:
     if _HARMONY_FINAL in text:
         text = text.split(_HARMONY_FINAL, 1)[1]
     elif "<|channel|>" in text:
-        # An analysis channel with no final channel: nothing meant for the reader.
-        text = text.rsplit("<|message|>", 1)[-1] if "<|message|>" in text else ""
+        return ""  # an analysis channel with no final channel: nothing meant for the reader
     text = _HARMONY_TOKEN_RE.sub("", text)
     text = _THINK_RE.sub("", text)
     if "</think>" in text.lower():  # servers that drop the opening tag
