@@ -172,7 +172,7 @@ def config_from_args(args: argparse.Namespace, local_url: str | None = None, loc
     structured = args.structured or ("json_object" if local else "auto")
     common = {"timeout_s": args.timeout, "max_retries": args.max_retries, "parse_retries": args.parse_retries,
               "structured": structured, "max_inflight": args.max_inflight_requests}
-    small = 384 if local else None  # a 135M model on a CPU: keep replies short
+    small = 512 if local else None  # a 135M model on a CPU: keep replies short
     roles = {}
     for role, flag in (("user", "user"), ("agent", "collaborator"), ("judge", "judge")):
         roles[role] = role_config(

@@ -26,7 +26,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ValidationError
 
 from msc_graph.config import RoleConfig
-from msc_graph.prompts import JSON_RETRY_HINT
+from msc_graph.prompts import JSON_CUT_OFF_HINT, JSON_RETRY_HINT
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -262,6 +262,11 @@ async def call_json(cfg: RoleConfig, messages: list[dict], schema: type[T]) -> C
             if fmt is not None and cfg.structured == "auto" and _is_schema_refusal(exc):
                 _SCHEMA_REFUSED.add(cfg.base_url)
                 mode = "prompt"
+                continue
+            if type(exc).__name__ == "LengthFinishReasonError":  # cut off at max_tokens: retry shorter
+                result.usage.calls += 1
+                result.error = f"reply cut off at max_tokens ({cfg.max_tokens}) after {attempt + 1} attempt(s)"
+                convo = [*messages, {"role": "user", "content": JSON_CUT_OFF_HINT.format(keys=keys)}]
                 continue
             result.error = _error_text(exc)
             return result

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -97,3 +98,35 @@ def paired_bootstrap_diff(
     """Mean of ``b - a`` over the keys both have, with a paired bootstrap CI."""
     keys = sorted(set(a) & set(b))
     return bootstrap_ci([b[k] - a[k] for k in keys], iterations=iterations, seed=seed)
+
+
+_VIOLATION = re.compile(
+    r"^\s*(no|not|false|unsatisfied)\b|\b(not satisf\w*|is not|isn't|does not|doesn't|did not|didn't|violat\w*|"
+    r"fails?|failed|missing|lacks?|broken|unsatisfied|ignored?|without)\b",
+    re.IGNORECASE,
+)
+
+
+def preference_violated(check: str | bool | None) -> bool:
+    """Read a ``preference_<i>_satisfied`` check: the simulator writes a sentence, not a boolean."""
+    if isinstance(check, bool):
+        return not check
+    return bool(check) and bool(_VIOLATION.search(str(check)))
+
+
+def enforced_preferences(record: dict) -> list[int]:
+    """Indices (0-based) of the preferences the user enforced in a session.
+
+    A preference counts as enforced when a user turn has ``enforce_preferences`` true and its check
+    for that preference reads as a violation. This is a text heuristic over the simulator's own
+    words; turns that enforce without a readable check are not attributed to any preference.
+    """
+    n = len(record.get("preferences") or [])
+    found: set[int] = set()
+    for turn in record.get("turns") or []:
+        if turn.get("role") != "user" or not _truthy(turn.get("enforce_preferences")):
+            continue
+        for i in range(n):
+            if preference_violated(turn.get(f"preference_{i + 1}_satisfied")):
+                found.add(i)
+    return sorted(found)

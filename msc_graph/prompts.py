@@ -163,6 +163,12 @@ JSON_RETRY_HINT = (
 )
 
 
+JSON_CUT_OFF_HINT = (
+    "Your last reply was cut off because it was too long. Reply again with only the JSON object, "
+    "keeping every value to one or two short sentences. Keys: {keys}."
+)
+
+
 def format_numbered(items: list[str]) -> str:
     return "\n".join(f"{i}. {item}" for i, item in enumerate(items, start=1)) or "(none yet)"
 

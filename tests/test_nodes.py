@@ -191,3 +191,51 @@ def test_bootstrap_and_paired_difference_on_a_known_case():
     assert diff.mean == 1.0 and diff.low == 1.0 and diff.n == 60
     mixed = bootstrap_ci([0.0, 1.0] * 50)
     assert mixed.low < 0.5 < mixed.high
+
+
+async def test_reflection_failure_keeps_the_old_notes_and_is_recorded(script, tmp_path):
+    from msc_graph.memory.nodes import memory_for
+
+    ctx = SessionContext(**{**CTX.__dict__, "memory": "retrieval", "chroma_path": str(tmp_path / "m"), "memory_namespace": "rf"})
+    old = [{"preference": "Use bullet points.", "evidence": "session 0", "how_to_satisfy": "lists"}]
+    memory_for(ctx).replace(0, old, 0)
+    script(
+        user=[user_json(), user_json(should_terminate=True, response="TERMINATE")],
+        agent=["- fine", "this is not the notes JSON"],
+        judge=['{"reasoning": "r", "accuracy": 1}'],
+    )
+    out = await graph.ainvoke(INPUT, context=ctx)
+    assert out["failure"] is None and out["task_success"] == 1  # the session itself still counts
+    assert out["notes_after"] == old and "error" in out["reflection"]
+    assert memory_for(ctx).list(0) == old
+    assert out["retrieved"][0]["notes"][0]["preference"] == "Use bullet points."
+
+
+@pytest.mark.parametrize("mode, expected", [("oracle", "Use bullet points."), ("notes", "Answer in French.")])
+async def test_oracle_and_notes_modes_put_preferences_in_the_fixed_system_prompt(script, mode, expected):
+    s = script(
+        user=[user_json(), user_json(should_terminate=True, response="TERMINATE")],
+        agent=["ok", '{"reasoning": "r", "notes": []}'],
+        judge=['{"reasoning": "r", "accuracy": 1}'],
+    )
+    ctx = SessionContext(**{**CTX.__dict__, "memory": mode})
+    notes = [{"preference": "Answer in French.", "evidence": "", "how_to_satisfy": ""}]
+    out = await graph.ainvoke({**INPUT, "notes": notes}, context=ctx)
+    assert out["failure"] is None
+    system = s.sent["agent"][0][0][0]
+    assert system["role"] == "system" and expected in system["content"]
+
+
+async def test_retrieved_notes_stay_on_their_user_turn_so_the_prefix_is_stable(script, tmp_path):
+    s = script(
+        user=[user_json(response="first"), user_json(response="second"), user_json(should_terminate=True, response="TERMINATE")],
+        agent=["a1", "a2", '{"reasoning": "r", "notes": []}'],
+        judge=['{"reasoning": "r", "accuracy": 1}'],
+    )
+    ctx = SessionContext(**{**CTX.__dict__, "memory": "retrieval"})
+    notes = [{"preference": "Use bullet points.", "evidence": "", "how_to_satisfy": "lists"}]
+    await graph.ainvoke({**INPUT, "notes": notes}, context=ctx)
+    first_call, second_call = s.sent["agent"][0][0], s.sent["agent"][1][0]
+    assert second_call[: len(first_call)] == first_call  # earlier messages unchanged
+    assert "Notes from earlier sessions" in first_call[-1]["content"]
+    assert all(m["role"] != "system" for m in second_call[1:])

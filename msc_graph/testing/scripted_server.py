@@ -89,6 +89,7 @@ class ScriptedServer:
         n_prefs = len(re.findall(r'"preference_\d+_satisfied"', messages[0]["content"]))
         checks = {f"preference_{i}_satisfied": "yes, satisfied" for i in range(1, n_prefs + 1)}
         if turn == self.enforce_on_turn + 1 and turn < self.terminate_after:
+            checks["preference_1_satisfied"] = "No: the reply has no bullet points."
             return {**checks, "enforce_preferences": True, "reasoning": "a preference was broken",
                     "draft_answer": "I don't know", "should_terminate": False, "response": ENFORCE_TEXT}
         if turn >= self.terminate_after:
