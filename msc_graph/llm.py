@@ -17,6 +17,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import httpx
@@ -210,7 +211,9 @@ async def call_text(cfg: RoleConfig, messages: list[dict]) -> CallResult:
     return result
 
 
+@lru_cache(maxsize=128)
 def response_format_for(mode: str, schema: type[BaseModel]) -> dict | None:
+    """The ``response_format`` for a schema (cached: building a JSON schema is not free)."""
     if mode == "json_schema":
         return {
             "type": "json_schema",

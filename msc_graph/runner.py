@@ -313,10 +313,16 @@ def failed_record(job: SessionJob, base: dict, started: float, stage: str, reaso
 
 
 class Progress:
-    """A tqdm bar with running TS / UE / Len / failures (or nothing, when disabled)."""
+    """A tqdm bar with running TS / UE / Len / failures (or nothing, when disabled).
+
+    Keeps running sums, so an update costs O(1) however many sessions are done.
+    """
 
     def __init__(self, total: int, initial: int, enabled: bool, records: list[dict]) -> None:
-        self.records = records
+        self.n = self.ts_n = self.failed = 0
+        self.ts = self.ue = self.length = 0.0
+        for r in records:
+            self._count(r)
         self.bar = None
         if enabled:
             from tqdm import tqdm
@@ -324,21 +330,31 @@ class Progress:
             self.bar = tqdm(total=total, initial=initial, desc="sessions", unit="session", file=sys.stderr, dynamic_ncols=True)
             self._refresh()
 
+    def _count(self, r: dict) -> None:
+        if r.get("failure"):
+            self.failed += 1
+            return
+        self.n += 1
+        self.ue += r["user_effort"]
+        self.length += r["length"]
+        if r.get("task_success") is not None:
+            self.ts_n += 1
+            self.ts += r["task_success"]
+
     def update(self, record: dict) -> None:
+        self._count(record)
         if self.bar is not None:
             self.bar.update(1)
             self._refresh()
 
     def _refresh(self) -> None:
-        if self.bar is None or not self.records:
+        if self.bar is None:
             return
-        agg = aggregate(self.records)
-        ts = agg["task_success"].mean
         self.bar.set_postfix(
-            TS=f"{ts * 100:.1f}%" if ts is not None else "n/a",
-            UE=f"{agg['user_effort'].mean:.2f}" if agg["user_effort"].mean is not None else "n/a",
-            Len=f"{agg['length'].mean:.1f}" if agg["length"].mean is not None else "n/a",
-            fail=sum(agg["failures"].values()),
+            TS=f"{100 * self.ts / self.ts_n:.1f}%" if self.ts_n else "n/a",
+            UE=f"{self.ue / self.n:.2f}" if self.n else "n/a",
+            Len=f"{self.length / self.n:.1f}" if self.n else "n/a",
+            fail=self.failed,
             refresh=False,
         )
 
@@ -431,6 +447,8 @@ async def run_benchmark(cfg: RunConfig, *, on_record: Callable[[dict], None] | N
             "memory": cfg.memory_mode,
             "settings_hash": key_hash,
             "profile_hash": p_hash[job.profile.i],
+            "agent_model": cfg.agent.model,
+            "user_model": cfg.user.model,
         }
         started = time.time()
         inputs = {

@@ -145,6 +145,7 @@ def test_memory_run_of_three_users_learns_and_retrieves(tmp_path, scripted_serve
             assert r["notes_before"], "later sessions start from the notes learned earlier"
             retrieved = [n for turn in r["retrieved"] for n in turn["notes"]]
             assert retrieved and "bullet" in retrieved[0]["preference"].lower()
+            assert r["user_effort"] == 0  # the agent followed the retrieved note: nothing to enforce
     # the store holds exactly what the records say
     mem_dir = tmp_path / "mem.jsonl.memory"
     check = (

@@ -4,12 +4,15 @@ It speaks real HTTP/1.1 (keep-alive) and answers ``GET /v1/models``, ``POST /v1/
 and ``POST /v1/embeddings``. Replies are deterministic functions of the request, so two runs of the
 same sessions produce the same records. It recognises which role is calling from the prompt:
 
-- user simulator: enforces a preference on its first reply to a substantive agent message
-  (``enforce_on_turn``), updates its draft to ``FINAL: <n>`` and terminates after ``terminate_after``
-  user turns;
+- user simulator: wants bullet points; enforces that preference whenever a substantive agent
+  reply has none, updates its draft to ``FINAL: <n>`` and terminates after ``terminate_after`` turns;
 - judge: accuracy 1 when the draft answer contains ``FINAL``;
 - reflection: one note per user message that asked for a change;
-- note selection: picks note 1; the agent: a short text (or JSON when ``response_format`` asks).
+- note selection: picks note 1;
+- the agent: a short reply, in bullet points only once the word "bullet" appears in what it is sent
+  (the user asked, or its notes say so), as text or JSON when ``response_format`` asks.
+
+So without memory every session costs one enforcement; with memory, sessions after the first cost none.
 
 ``--latency`` and ``--capacity`` model a saturated GPU server: at most ``capacity`` requests are
 in service, each takes ``latency`` seconds, the rest wait in a queue.
@@ -63,21 +66,25 @@ class ScriptedServer:
             ok = "FINAL" in draft
             return json.dumps({"reasoning": "compared with the reference", "accuracy": 1 if ok else 0})
         if REFLECT_MARK in first:
-            asks = re.findall(r"User: ([^\n]*bullet[^\n]*)", first)
-            notes = [
-                {
-                    "preference": "The user wants answers as bullet points.",
-                    "evidence": f"Asked: {asks[0][:80]}",
-                    "how_to_satisfy": "Format every reply as a bulleted list.",
-                }
-            ] if asks or "bullet points" in first.split("## The conversation that just ended")[0] else []
-            return json.dumps({"reasoning": "the user enforced bullet points" if notes else "nothing enforced", "notes": notes})
+            notes_part, _, convo = first.partition("## The conversation that just ended")
+            asks = re.findall(r"User: ([^\n]*bullet[^\n]*)", convo)
+            known = "bullet points" in notes_part
+            notes = []
+            if asks or known:
+                evidence = f"Asked: {asks[0][:80]}" if asks else "asked in an earlier session"
+                notes = [{"preference": "The user wants answers as bullet points.", "evidence": evidence,
+                          "how_to_satisfy": "Format every reply as a bulleted list."}]  # fmt: skip
+            return json.dumps({"reasoning": "the user wants bullet points" if notes else "nothing enforced", "notes": notes})
         if SELECT_MARK in first:
             return json.dumps({"reasoning": "formatting applies", "relevant_notes": [1]})
-        # the agent
+        # the agent: bullet points once it knows the user wants them (asked, or told by its notes)
         last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         digest = hashlib.sha256(last_user.encode()).hexdigest()[:6]
-        text = f"- Here is a step towards the answer ({digest}).\n- Tell me what you think."
+        knows = any("bullet" in (m.get("content") or "").lower() for m in messages)
+        if knows:
+            text = f"- Here is a step towards the answer ({digest}).\n- Tell me what you think."
+        else:
+            text = f"Here is a step towards the answer ({digest}). Tell me what you think."
         if body.get("response_format"):
             return json.dumps({"reasoning": "help the user", "response": text})
         return text
@@ -88,7 +95,9 @@ class ScriptedServer:
         turn = len(agent_msgs)  # this is user turn number `turn`
         n_prefs = len(re.findall(r'"preference_\d+_satisfied"', messages[0]["content"]))
         checks = {f"preference_{i}_satisfied": "yes, satisfied" for i in range(1, n_prefs + 1)}
-        if turn == self.enforce_on_turn + 1 and turn < self.terminate_after:
+        last_agent = agent_msgs[-1]["content"] if agent_msgs else ""
+        has_bullets = any(line.lstrip().startswith("- ") for line in last_agent.splitlines())
+        if turn > self.enforce_on_turn and turn < self.terminate_after and not has_bullets:
             checks["preference_1_satisfied"] = "No: the reply has no bullet points."
             return {**checks, "enforce_preferences": True, "reasoning": "a preference was broken",
                     "draft_answer": "I don't know", "should_terminate": False, "response": ENFORCE_TEXT}
@@ -116,7 +125,10 @@ class ScriptedServer:
                     k, _, v = line.decode("latin-1").partition(":")
                     headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
-                status, payload = await self.route(method, path, body)
+                try:
+                    status, payload = await self.route(method, path, body)
+                except Exception as exc:  # noqa: BLE001 - a scripted bug answers 500, not a dropped socket
+                    status, payload = 500, {"error": {"message": f"{type(exc).__name__}: {exc}"}}
                 data = json.dumps(payload).encode()
                 writer.write(
                     f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
