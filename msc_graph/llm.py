@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 import httpx
+from httpx_aiohttp import HttpxAiohttpClient
 from json_repair import repair_json
 from langchain_core.messages import AIMessage
 from langchain_openai import ChatOpenAI
@@ -110,6 +111,33 @@ class CallResult:
 # --------------------------------------------------------------------------- clients
 
 
+class ChatOpenAICompatible(ChatOpenAI):
+    """``ChatOpenAI`` with a lean path for plain chat completions against OpenAI-compatible servers.
+
+    The request payload and the result are built by ``ChatOpenAI`` itself; only the HTTP call
+    differs: the payload is posted as it is through the same OpenAI client (same retries, timeout
+    and errors) instead of through ``chat.completions.create``, which re-validates every request
+    field in Python, and the reply is converted on the event loop instead of in a worker thread.
+    That cuts the client's CPU per call by about half at hundreds of requests in flight. Streaming,
+    the Responses API and extra headers take ``ChatOpenAI``'s own path.
+    """
+
+    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
+        payload = self._get_request_payload(messages, stop=stop, **kwargs)
+        if (
+            payload.get("stream")
+            or "response_format" in payload
+            or self._use_responses_api(payload)
+            or any(k in payload for k in ("extra_headers", "extra_query"))
+        ):
+            return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        payload.pop("stream", None)
+        body = {**payload, **(payload.pop("extra_body", None) or {})}
+        response = await self.root_async_client.post("/chat/completions", body=body, cast_to=httpx.Response)
+        return self._create_chat_result(response.json(), {})
+
+
+
 _clients: dict[tuple[int, RoleConfig], ChatOpenAI] = {}
 _http: dict[tuple[int, str, float], httpx.AsyncClient] = {}
 _semaphores: dict[tuple[int, str], asyncio.Semaphore] = {}
@@ -131,12 +159,14 @@ def chat_model(cfg: RoleConfig) -> ChatOpenAI:
         http_key = (loop, cfg.base_url, cfg.timeout_s)
         http = _http.get(http_key)
         if http is None:
-            http = httpx.AsyncClient(
+            # aiohttp under httpx's interface: httpcore's pool costs O(connections) of CPU per
+            # request, which dominated the client's time at a few hundred requests in flight.
+            http = HttpxAiohttpClient(
                 timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
-                limits=httpx.Limits(max_connections=max(cfg.max_inflight, 16), max_keepalive_connections=64),
+                limits=httpx.Limits(max_connections=max(cfg.max_inflight, 16), max_keepalive_connections=cfg.max_inflight),
             )
             _http[http_key] = http
-        model = ChatOpenAI(
+        model = ChatOpenAICompatible(
             model=cfg.model,
             base_url=cfg.base_url,
             api_key=cfg.key_value(),
@@ -146,12 +176,19 @@ def chat_model(cfg: RoleConfig) -> ChatOpenAI:
             max_retries=cfg.max_retries,
             http_async_client=http,
             stream_usage=False,
-            # langchain-openai sends only ``max_completion_tokens``; llama.cpp and older servers read
-            # only ``max_tokens``. Self-hosted servers get both (same value); OpenAI's API gets one.
-            extra_body=None if "api.openai.com" in cfg.base_url else {"max_tokens": cfg.max_tokens},
+            extra_body=base_extra_body(cfg),
         )
         _clients[key] = model
     return model
+
+
+def base_extra_body(cfg: RoleConfig) -> dict | None:
+    """Body fields sent as they are.
+
+    langchain-openai sends only ``max_completion_tokens``; llama.cpp and older servers read only
+    ``max_tokens``. Self-hosted servers get both (same value); OpenAI's own API gets one.
+    """
+    return None if "api.openai.com" in cfg.base_url else {"max_tokens": cfg.max_tokens}
 
 
 def endpoint_semaphore(cfg: RoleConfig) -> asyncio.Semaphore:
@@ -259,8 +296,11 @@ async def call_json(cfg: RoleConfig, messages: list[dict], schema: type[T]) -> C
     convo = list(messages)
     for attempt in range(cfg.parse_retries + 1):
         fmt = response_format_for(mode, schema)
+        # ``response_format`` travels in ``extra_body``: as a real argument langchain would take the
+        # client's ``parse`` path, which walks the whole request (schema included) in Python per call.
+        extra = {"extra_body": {**(base_extra_body(cfg) or {}), "response_format": fmt}} if fmt else {}
         try:
-            msg = await _invoke(cfg, convo, result.usage, **({"response_format": fmt} if fmt else {}))
+            msg = await _invoke(cfg, convo, result.usage, **extra)
         except Exception as exc:  # noqa: BLE001
             if fmt is not None and cfg.structured == "auto" and _is_schema_refusal(exc):
                 _SCHEMA_REFUSED.add(cfg.base_url)

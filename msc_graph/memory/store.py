@@ -17,12 +17,14 @@ import fcntl
 import os
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings
 
 from msc_graph.memory.embeddings import make_embedding
@@ -104,14 +106,23 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
 
 
 class PreferenceMemory:
-    """Notes per user in Chroma. All methods block: call them through ``asyncio.to_thread``."""
+    """Notes per user in Chroma. All methods block: call them through ``asyncio.to_thread``.
+
+    Chroma is the store of record. Each user's current notes and their vectors are also kept in
+    this process once read or written, so a search (a handful of notes per user) is a dot product
+    instead of two store round trips, and a note's vector is computed once, not on every write.
+    This assumes a user's notes are written by one process at a time, as the runner guarantees
+    (sharded runs split users between processes).
+    """
 
     def __init__(self, client: Any, namespace: str = "default", embedding: Any = None) -> None:
         self.client = client
         self.namespace = namespace
         self.embedding = embedding or make_embedding()
         self._collections: dict[str, Any] = {}
-        self._guard = threading.Lock()
+        self._current: dict[str, tuple[int, list[dict], np.ndarray | None]] = {}
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._guard = threading.RLock()
 
     def _collection(self, user_id: int | str) -> Any:
         name = collection_name(self.namespace, user_id)
@@ -127,6 +138,20 @@ class PreferenceMemory:
                 self._collections[name] = coll
         return coll
 
+    def _passage_vectors(self, texts: list[str]) -> np.ndarray:
+        """Vectors of note texts, each computed once per process (a bounded cache)."""
+        with self._guard:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            fresh = np.asarray(self.embedding(missing), dtype=np.float32)
+            with self._guard:
+                for text, vec in zip(missing, fresh, strict=True):
+                    self._vectors[text] = vec
+                while len(self._vectors) > 20_000:
+                    self._vectors.popitem(last=False)
+        with self._guard:
+            return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
+
     # -- reads ---------------------------------------------------------------------------
 
     def _latest(self, user_id: int | str) -> tuple[int, list[dict]]:
@@ -138,30 +163,35 @@ class PreferenceMemory:
         current = sorted((m for m in metas if int(m["version"]) == version), key=lambda m: int(m["position"]))
         return version, current
 
+    def _state(self, user_id: int | str) -> tuple[int, list[dict], np.ndarray | None]:
+        key = str(user_id)
+        with self._guard:
+            cached = self._current.get(key)
+        if cached is None:
+            version, metas = self._latest(user_id)
+            cached = (version, [_note_of(m) for m in metas if m.get("kind") != "empty"], None)
+            with self._guard:
+                self._current[key] = cached
+        return cached
+
     def list(self, user_id: int | str) -> list[dict]:
         """The user's current notes, in order."""
-        return [_note_of(m) for m in self._latest(user_id)[1] if m.get("kind") != "empty"]
+        return [dict(n) for n in self._state(user_id)[1]]
 
     def search(self, user_id: int | str, query: str, k: int = 5, threshold: float = 0.0) -> list[ScoredNote]:
         """The ``k`` current notes most similar to ``query`` with cosine similarity >= ``threshold``."""
-        version, current = self._latest(user_id)
-        current = [m for m in current if m.get("kind") != "empty"]
-        if not current:
+        version, notes, vectors = self._state(user_id)
+        if not notes:
             return []
-        coll = self._collection(user_id)
-        query_vec = self.embedding.embed_query([query])
-        got = coll.query(
-            query_embeddings=query_vec,
-            n_results=min(k, len(current)),
-            where={"$and": [{"version": version}, {"kind": "preference"}]},
-            include=["metadatas", "distances"],
-        )
-        out = []
-        for meta, dist in zip(got["metadatas"][0], got["distances"][0], strict=False):
-            score = 1.0 - float(dist)
-            if score >= threshold:
-                out.append(ScoredNote(_note_of(meta), round(score, 4)))
-        return out
+        if vectors is None:
+            vectors = self._passage_vectors([_embed_text(n) for n in notes])
+            with self._guard:
+                if self._current.get(str(user_id), (None,))[0] == version:
+                    self._current[str(user_id)] = (version, notes, vectors)
+        q = np.asarray(self.embedding.embed_query([query])[0], dtype=np.float32)
+        scores = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q) + 1e-12)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [ScoredNote(dict(notes[i]), round(float(scores[i]), 4)) for i in order if scores[i] >= threshold]
 
     # -- writes --------------------------------------------------------------------------
 
@@ -170,32 +200,28 @@ class PreferenceMemory:
         coll = self._collection(user_id)
         version, _ = self._latest(user_id)
         new_version = version + 1
-        if notes:
-            clean = [Note.model_validate(n).model_dump() for n in notes]
+        clean = [Note.model_validate(n).model_dump() for n in notes]
+        base = {"user": str(user_id), "session": int(session_index), "version": new_version}
+        if clean:
+            texts = [_embed_text(n) for n in clean]
+            vectors = self._passage_vectors(texts)
             coll.add(
                 ids=[f"u{user_id}-v{new_version}-{i}" for i in range(len(clean))],
-                documents=[_embed_text(n) for n in clean],
-                metadatas=[
-                    {
-                        "user": str(user_id),
-                        "session": int(session_index),
-                        "kind": "preference",
-                        "version": new_version,
-                        "position": i,
-                        **n,
-                    }
-                    for i, n in enumerate(clean)
-                ],
+                documents=texts,
+                embeddings=vectors,
+                metadatas=[{**base, "kind": "preference", "position": i, **n} for i, n in enumerate(clean)],
             )
         else:  # an explicit empty version, so "no notes" also supersedes older notes
+            vectors = None
             coll.add(
                 ids=[f"u{user_id}-v{new_version}-empty"],
                 documents=["(no notes)"],
-                metadatas=[
-                    {"user": str(user_id), "session": int(session_index), "kind": "empty", "version": new_version, "position": 0}
-                ],
+                embeddings=self._passage_vectors(["(no notes)"]),
+                metadatas=[{**base, "kind": "empty", "position": 0}],
             )
         coll.delete(where={"version": {"$lt": new_version}})
+        with self._guard:
+            self._current[str(user_id)] = (new_version, clean, vectors)
         return new_version
 
     def add(self, user_id: int | str, note: dict, session_index: int = -1) -> None:
