@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
+import time
 
+import httpx
 import pytest
 
 from msc_graph.results import read_records
 
-from .conftest import DATASETS_DIR, PROFILES_FILE, require_shared, run_cli
+from .conftest import DATASETS_DIR, PROFILES_FILE, REPO, require_shared, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -79,3 +82,24 @@ def test_real_model_on_a_published_sample(tmp_path, experiment):
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     check_records(read_records(out), memory=experiment == "agent_with_memory")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_serve_local_leaves_no_orphan_server(sig):
+    proc = subprocess.Popen([sys.executable, str(REPO / "runners" / "serve.py"), "local"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    url = None
+    deadline = time.time() + 180
+    while time.time() < deadline and url is None:
+        line = proc.stdout.readline()
+        if line.startswith("local model"):
+            url = line.split(" at ")[1].strip()
+    assert url, "serve.py local did not report its endpoint"
+    assert httpx.get(f"{url}/models", timeout=5).status_code == 200
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == 0
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/models", timeout=2)
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    left = subprocess.run(["pgrep", "-f", f"llama_cpp.server.*--port {port}"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "the llama.cpp server outlived serve.py"

@@ -77,19 +77,26 @@ class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
         self.api_base = api_base.rstrip("/")
         self.timeout_s = timeout_s
 
-    def __call__(self, input: Documents) -> Embeddings:
-        import httpx
+    _client: Any = None
 
+    def _http(self) -> Any:
+        # One pooled client per function: a new client per call builds a TLS context each time.
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=self.timeout_s)
+        return self._client
+
+    def __call__(self, input: Documents) -> Embeddings:
         key = os.environ.get("MSC_EMBEDDING_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         url = self.api_base if self.api_base.endswith("/embeddings") else self.api_base + "/embeddings"
         last: Exception | None = None
         for _ in range(3):
             try:
-                resp = httpx.post(
+                resp = self._http().post(
                     url,
                     json={"model": self.model, "input": list(input)},
                     headers={"Authorization": f"Bearer {key}"},
-                    timeout=self.timeout_s,
                 )
                 resp.raise_for_status()
                 data = sorted(resp.json()["data"], key=lambda d: d["index"])
