@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-inflight-requests", type=int, default=256,
                      help="most HTTP requests in flight per endpoint (default: %(default)s)")
     run.add_argument("--seed", type=int, default=42, help="dataset sampling seed; 42 is the published one (default: %(default)s)")
+    run.add_argument("--shard", default=None, metavar="K/N",
+                     help="run the K-th of N disjoint slices of the users (for several machines); merge with runners/merge.py")
     run.add_argument("--shuffle-problems-per-user", action="store_true",
                      help="give each user the problems in its own seeded order, to separate learning from problem difficulty")
     run.add_argument("--config", default=None, help="TOML or YAML file with the same keys as these flags; flags override it")
@@ -196,6 +198,7 @@ def config_from_args(args: argparse.Namespace, local_url: str | None = None, loc
         data_dir=args.data_dir,
         seed=args.seed,
         shuffle_problems_per_user=args.shuffle_problems_per_user,
+        shard=args.shard,
         concurrency=args.batch_size or args.concurrency,
         max_inflight_requests=args.max_inflight_requests,
         user=roles["user"],

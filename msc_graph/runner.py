@@ -64,6 +64,7 @@ class RunConfig(BaseModel):
     data_dir: str | None = None
     seed: int = 42
     shuffle_problems_per_user: bool = False
+    shard: str | None = Field(None, description="K/N: run the K-th of N disjoint slices of the users")
     concurrency: int = Field(50, ge=1)
     max_inflight_requests: int = Field(256, ge=1)
     user: RoleConfig
@@ -143,7 +144,27 @@ def select_profiles(cfg: RunConfig) -> tuple[list[UserProfile], str]:
         if cfg.users > len(profiles):
             raise ProfileError(f"--users {cfg.users} asks for more users than {source} has ({len(profiles)})")
         profiles = profiles[: cfg.users]
+    if cfg.shard:
+        k, n = parse_shard(cfg.shard)
+        profiles = shard_users(profiles, k, n)
+        source = f"{source} (shard {k}/{n})"
     return profiles, source
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise RunError(f"--shard must look like K/N (for example 2/4), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise RunError(f"--shard {text}: K must be between 1 and N")
+    return k, n
+
+
+def shard_users(profiles: list[UserProfile], k: int, n: int) -> list[UserProfile]:
+    """The K-th of N disjoint, deterministic slices: users sorted by id, every N-th from K-1."""
+    return [p for pos, p in enumerate(sorted(profiles, key=lambda p: p.i)) if pos % n == k - 1]
 
 
 def profiles_hash(profiles: list[UserProfile]) -> dict[int, str]:

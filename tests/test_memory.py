@@ -16,7 +16,7 @@ from msc_graph.local_backend import free_port
 from msc_graph.memory.store import MemoryError_, PreferenceMemory, collection_name, make_client
 from msc_graph.results import read_records
 
-from .conftest import cli_args, run_cli
+from .conftest import REPO, cli_args, run_cli
 
 BULLETS = {"preference": "Use bullet points in every answer.", "evidence": "s1", "how_to_satisfy": "Write a list."}
 POLITE = {"preference": "Be polite and friendly.", "evidence": "s2", "how_to_satisfy": "Greet the user warmly."}
@@ -176,3 +176,27 @@ def test_every_memory_mode_runs(tmp_path, scripted_server, mode):
     if mode == "select":
         assert all(r["usage"].get("agent_select", {}).get("calls", 0) >= 1 for r in second)
         assert all(r["retrieved"][0]["notes"] for r in second)
+
+
+@pytest.mark.integration
+def test_two_runner_processes_share_one_chroma_server(tmp_path, scripted_server, chroma_server):
+    procs, outs = [], []
+    for k in (1, 2):
+        out = tmp_path / f"shard{k}.jsonl"
+        outs.append(out)
+        cmd = [sys.executable, str(REPO / "runners" / "batch.py"), "--experiment_type", "agent_with_memory",
+               "--dataset", "demo", "--eval_size", "2", "--users", "4", "--shard", f"{k}/2",
+               "--chroma-url", chroma_server, *cli_args(scripted_server.url), "--output_file", str(out), "--no-progress"]  # fmt: skip
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    records = [r for out in outs for r in read_records(out)]
+    assert sorted((r["user_id"], r["session_index"]) for r in records) == [(u, s) for u in range(4) for s in range(2)]
+    ns = records[0]["settings_hash"]
+    assert {r["settings_hash"] for r in records} == {ns}
+    mem = PreferenceMemory(make_client(url=chroma_server), namespace=ns)
+    for r in records:
+        if r["session_index"] == 1:
+            assert mem.list(r["user_id"]) == r["notes_after"] and r["notes_before"]
+    assert not (tmp_path / "shard1.jsonl.memory").exists()  # nothing embedded was opened
