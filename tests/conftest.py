@@ -52,13 +52,20 @@ def start_scripted_server(*args: str, model: str = "scripted") -> Server:
         proc.kill()
         raise RuntimeError(f"scripted server did not start: {line!r}")
     url = f"http://127.0.0.1:{int(line.split()[1])}/v1"
-    for _ in range(50):
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
+    wait_until_ok(f"{url}/models")
     return Server(url, model, proc)
+
+
+def wait_until_ok(url: str, attempts: int = 100, pause: float = 0.1) -> None:
+    """Poll ``url`` until it answers 200 (a server the test just started)."""
+    for _ in range(attempts):
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(pause)
+    raise RuntimeError(f"{url} did not answer 200")
 
 
 @pytest.fixture

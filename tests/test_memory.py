@@ -7,16 +7,14 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
 from msc_graph.local_backend import free_port
 from msc_graph.memory.store import MemoryError_, PreferenceMemory, collection_name, make_client
 from msc_graph.results import read_records
 
-from .conftest import REPO, cli_args, run_cli
+from .conftest import REPO, cli_args, run_cli, wait_until_ok
 
 BULLETS = {"preference": "Use bullet points in every answer.", "evidence": "s1", "how_to_satisfy": "Write a list."}
 POLITE = {"preference": "Be polite and friendly.", "evidence": "s2", "how_to_satisfy": "Greet the user warmly."}
@@ -100,12 +98,7 @@ def chroma_server(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    wait_until_ok(f"{url}/api/v2/heartbeat")
     yield url
     proc.terminate()
     proc.wait(timeout=10)

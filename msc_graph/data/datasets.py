@@ -18,6 +18,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from msc_graph.data.jsonfile import read_record_list
+
 
 class DatasetError(ValueError):
     """A dataset could not be loaded; the message names the dataset, where we looked and the fix."""
@@ -142,21 +144,10 @@ def _validate(problems: list, source: str) -> list[dict]:
 
 def load_problem_file(path: str | Path) -> list[dict]:
     """A custom dataset: a JSON list or a JSONL file of ``{problem, solution}`` records."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DatasetError(f"dataset file {path} does not exist: check the path")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".jsonl":
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            items = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"dataset file {path} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
-    if isinstance(items, dict) and isinstance(items.get("problems"), list):
-        items = items["problems"]
-    if not isinstance(items, list) or not items:
-        raise DatasetError(f"dataset file {path} must hold a non-empty list of {{problem, solution}} records")
+    items = read_record_list(
+        path, what="dataset file", fields="{problem, solution}", wrapper_key="problems",
+        missing_hint="check the path", error=DatasetError,
+    )  # fmt: skip
     return _validate(items, str(path))
 
 

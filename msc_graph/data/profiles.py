@@ -7,12 +7,12 @@ seed: a persona and three preferences from three different categories, never bot
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from msc_graph.data.jsonfile import read_record_list
 from msc_graph.data.preferences import BY_KEY, CATEGORIES, PREFERENCE_TYPES
 
 
@@ -89,23 +89,10 @@ def builtin_profiles(n: int = 100) -> list[UserProfile]:
 
 def load_profiles(path: str | Path) -> list[UserProfile]:
     """Load and validate a profile file (the published JSON list, or a JSONL file of the same records)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ProfileError(f"profile file {path} does not exist: check --profiles")
-    text = path.read_text(encoding="utf-8")
-    if not text.strip():
-        raise ProfileError(f"profile file {path} is empty: it must hold a list of {{i, persona, preferences}} records")
-    try:
-        if path.suffix == ".jsonl":
-            raw = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"profile file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
-    if isinstance(raw, dict) and isinstance(raw.get("profiles"), list):
-        raw = raw["profiles"]
-    if not isinstance(raw, list) or not raw:
-        raise ProfileError(f"profile file {path} must hold a non-empty JSON list of {{i, persona, preferences}} records")
+    raw = read_record_list(
+        path, what="profile file", fields="{i, persona, preferences}", wrapper_key="profiles",
+        missing_hint="check --profiles", error=ProfileError,
+    )  # fmt: skip
     profiles: list[UserProfile] = []
     for idx, item in enumerate(raw):
         if not isinstance(item, dict):
