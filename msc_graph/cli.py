@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--judge-max-tokens", type=int, default=None, help="judge max tokens (default 1024)")
     model.add_argument("--timeout", type=float, default=600.0, help="seconds per request before it is retried (default: %(default)s)")
     model.add_argument("--max-retries", type=int, default=4, help="HTTP retries per request, with backoff (default: %(default)s)")
-    model.add_argument("--parse-retries", type=int, default=3, help="extra attempts when a reply is not valid JSON (default: %(default)s)")
+    model.add_argument("--parse-retries", type=int, default=None,
+                       help="extra attempts when a reply is not valid JSON (default: 3; 6 with --backend local, "
+                            "whose small model sometimes runs on until max_tokens)")
 
     mem = p.add_argument_group("memory")
     mem.add_argument("--memory", choices=["none", "notes", "retrieval", "select", "oracle"], default=None,
@@ -172,7 +174,8 @@ def config_from_args(args: argparse.Namespace, local_url: str | None = None, loc
             raise RunError(f"--user-ids must be comma-separated integers, got {args.user_ids!r}") from None
     local = local_url is not None
     structured = args.structured or ("json_object" if local else "auto")
-    common = {"timeout_s": args.timeout, "max_retries": args.max_retries, "parse_retries": args.parse_retries,
+    parse_retries = args.parse_retries if args.parse_retries is not None else (6 if local else 3)
+    common = {"timeout_s": args.timeout, "max_retries": args.max_retries, "parse_retries": parse_retries,
               "structured": structured, "max_inflight": args.max_inflight_requests}
     small = 512 if local else None  # a 135M model on a CPU: keep replies short
     roles = {}

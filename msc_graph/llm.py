@@ -36,6 +36,9 @@ _THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _HARMONY_TOKEN_RE = re.compile(r"<\|[^|>]+\|>")
 _HARMONY_FINAL = "<|channel|>final<|message|>"
 
+#: Sampling temperature for retrying a temperature-0 call whose reply could not be used.
+RETRY_TEMPERATURE = 0.7
+
 # Endpoints where the server refused ``json_schema``: later calls go straight to the fallback.
 _SCHEMA_REFUSED: set[str] = set()
 
@@ -298,7 +301,10 @@ async def call_json(cfg: RoleConfig, messages: list[dict], schema: type[T]) -> C
         fmt = response_format_for(mode, schema)
         # ``response_format`` travels in ``extra_body``: as a real argument langchain would take the
         # client's ``parse`` path, which walks the whole request (schema included) in Python per call.
-        extra = {"extra_body": {**(base_extra_body(cfg) or {}), "response_format": fmt}} if fmt else {}
+        extra: dict = {"extra_body": {**(base_extra_body(cfg) or {}), "response_format": fmt}} if fmt else {}
+        if attempt and cfg.temperature == 0:
+            # a deterministic call that failed would fail the same way again: retry with some sampling
+            extra["temperature"] = RETRY_TEMPERATURE
         try:
             msg = await _invoke(cfg, convo, result.usage, **extra)
         except Exception as exc:  # noqa: BLE001
@@ -320,6 +326,11 @@ async def call_json(cfg: RoleConfig, messages: list[dict], schema: type[T]) -> C
             result.error = None
             return result
         except ValueError as exc:
+            if (msg.response_metadata or {}).get("finish_reason") == "length":
+                # cut off mid-reply: showing the truncated text again only invites more of it
+                result.error = f"reply cut off at max_tokens ({cfg.max_tokens}) after {attempt + 1} attempt(s): {exc}"
+                convo = [*messages, {"role": "user", "content": JSON_CUT_OFF_HINT.format(keys=keys)}]
+                continue
             result.error = f"unparseable reply after {attempt + 1} attempt(s): {exc}"
             convo = [
                 *messages,

@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-import random
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 
 def user_effort(turns: list[dict]) -> int:
@@ -57,13 +58,19 @@ def bootstrap_ci(values: list[float], *, iterations: int = 2000, seed: int = 0, 
     n = len(values)
     if n == 0:
         return Estimate(None, None, None, 0)
-    mean = sum(values) / n
+    data = np.asarray(values, dtype=float)
+    mean = float(data.mean())
     if n == 1:
         return Estimate(mean, None, None, 1)
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(iterations))
-    lo = means[int((1 - level) / 2 * iterations)]
-    hi = means[min(iterations - 1, int((1 + level) / 2 * iterations))]
+    rng = np.random.default_rng(seed)
+    means = np.empty(iterations)
+    chunk = max(1, 2_000_000 // n)  # bounded memory for large n
+    for start in range(0, iterations, chunk):
+        stop = min(iterations, start + chunk)
+        means[start:stop] = data[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    means.sort()
+    lo = float(means[int((1 - level) / 2 * iterations)])
+    hi = float(means[min(iterations - 1, int((1 + level) / 2 * iterations))])
     return Estimate(mean, lo, hi, n)
 
 

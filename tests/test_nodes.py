@@ -45,7 +45,9 @@ class Script:
                 script.sent[cfg.role].append((messages, kwargs))
                 queue = script.replies[cfg.role]
                 text = queue.pop(0) if len(queue) > 1 else queue[0]
-                return AIMessage(content=text, usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15})
+                meta = {"finish_reason": "length"} if text.startswith("CUT:") else {"finish_reason": "stop"}
+                return AIMessage(content=text.removeprefix("CUT:"), response_metadata=meta,
+                                 usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15})  # fmt: skip
 
         return Recorder(responses=[AIMessage(content="")])
 
@@ -239,3 +241,18 @@ async def test_retrieved_notes_stay_on_their_user_turn_so_the_prefix_is_stable(s
     assert second_call[: len(first_call)] == first_call  # earlier messages unchanged
     assert "Notes from earlier sessions" in first_call[-1]["content"]
     assert all(m["role"] != "system" for m in second_call[1:])
+
+
+async def test_a_reply_cut_off_at_max_tokens_is_retried_without_the_truncated_text(script):
+    s = script(
+        user=[user_json(should_terminate=True, response="TERMINATE")],
+        agent=["x"],
+        judge=['CUT:{"reasoning": "the draft says that the the the the', '{"reasoning": "ok", "accuracy": 1}'],
+    )
+    out = await graph.ainvoke(INPUT, context=CTX)
+    assert out["failure"] is None and out["task_success"] == 1
+    (first, first_kwargs), (retry, retry_kwargs) = s.sent["judge"]
+    assert "the the the" not in json.dumps(retry)  # the truncated reply is not shown again
+    assert "cut off" in retry[-1]["content"]
+    # the judge samples at temperature 0; its retry samples, or it would repeat the same reply
+    assert "temperature" not in first_kwargs and retry_kwargs["temperature"] == llm.RETRY_TEMPERATURE
