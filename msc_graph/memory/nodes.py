@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 from langgraph.runtime import Runtime
 
 from msc_graph.graphs.context import SessionContext, role_configs
 from msc_graph.graphs.state import SessionState
 from msc_graph.llm import call_json
+from msc_graph.memory.embeddings import make_embedding
 from msc_graph.memory.notes import notes_as_text
-from msc_graph.memory.store import PreferenceMemory, open_memory
+from msc_graph.memory.store import PreferenceMemory, embed_text, open_memory, rank_notes
 from msc_graph.prompts import REFLECTION_PROMPT, SELECT_NOTES_PROMPT, transcript_text
 from msc_graph.schemas import NoteSelection, ReflectionResult
 
@@ -63,20 +65,13 @@ async def retrieve_notes(state: SessionState, runtime: Runtime[SessionContext]) 
 
 
 def _rank_given(ctx: SessionContext, notes: list[dict], query: str) -> list[dict]:
-    import numpy as np
-
-    from msc_graph.memory.embeddings import make_embedding
-
+    """Rank notes given in the input (no store) exactly as the store ranks its own."""
     if not notes:
         return []
     emb = make_embedding(ctx.embedding_model, ctx.embedding_api_base)
-    docs = np.asarray(emb([f"{n['preference']} {n.get('how_to_satisfy', '')}" for n in notes]))
-    q = np.asarray(emb.embed_query([query]))[0]
-    scores = docs @ q / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q) + 1e-9)
-    order = np.argsort(-scores)[: ctx.retrieval_k]
-    return [
-        {**notes[i], "score": round(float(scores[i]), 4)} for i in order if scores[i] >= ctx.retrieval_threshold
-    ]
+    vectors = np.asarray(emb([embed_text(n) for n in notes]), dtype=np.float32)
+    scored = rank_notes(notes, vectors, emb.embed_query([query])[0], ctx.retrieval_k, ctx.retrieval_threshold)
+    return [{**s.note, "score": s.score} for s in scored]
 
 
 async def select_notes(state: SessionState, runtime: Runtime[SessionContext]) -> dict:

@@ -184,14 +184,11 @@ class PreferenceMemory:
         if not notes:
             return []
         if vectors is None:
-            vectors = self._passage_vectors([_embed_text(n) for n in notes])
+            vectors = self._passage_vectors([embed_text(n) for n in notes])
             with self._guard:
                 if self._current.get(str(user_id), (None,))[0] == version:
                     self._current[str(user_id)] = (version, notes, vectors)
-        q = np.asarray(self.embedding.embed_query([query])[0], dtype=np.float32)
-        scores = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q) + 1e-12)
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [ScoredNote(dict(notes[i]), round(float(scores[i]), 4)) for i in order if scores[i] >= threshold]
+        return rank_notes(notes, vectors, self.embedding.embed_query([query])[0], k, threshold)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -203,7 +200,7 @@ class PreferenceMemory:
         clean = [Note.model_validate(n).model_dump() for n in notes]
         base = {"user": str(user_id), "session": int(session_index), "version": new_version}
         if clean:
-            texts = [_embed_text(n) for n in clean]
+            texts = [embed_text(n) for n in clean]
             vectors = self._passage_vectors(texts)
             coll.add(
                 ids=[f"u{user_id}-v{new_version}-{i}" for i in range(len(clean))],
@@ -232,7 +229,16 @@ class PreferenceMemory:
         self.replace(user_id, [], -1)
 
 
-def _embed_text(note: dict) -> str:
+def rank_notes(notes: list[dict], vectors: np.ndarray, query_vector, k: int, threshold: float) -> list[ScoredNote]:
+    """The ``k`` notes whose vectors are most cosine-similar to the query, at least ``threshold``."""
+    q = np.asarray(query_vector, dtype=np.float32)
+    scores = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q) + 1e-12)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [ScoredNote(dict(notes[i]), round(float(scores[i]), 4)) for i in order if scores[i] >= threshold]
+
+
+def embed_text(note: dict) -> str:
+    """The text of a note that is embedded: what the user wants and how to satisfy it."""
     return f"{note['preference']} {note.get('how_to_satisfy', '')}".strip()
 
 
