@@ -312,11 +312,6 @@ async def call_json(cfg: RoleConfig, messages: list[dict], schema: type[T]) -> C
                 _SCHEMA_REFUSED.add(cfg.base_url)
                 mode = "prompt"
                 continue
-            if type(exc).__name__ == "LengthFinishReasonError":  # cut off at max_tokens: retry shorter
-                result.usage.calls += 1
-                result.error = f"reply cut off at max_tokens ({cfg.max_tokens}) after {attempt + 1} attempt(s)"
-                convo = [*messages, {"role": "user", "content": JSON_CUT_OFF_HINT.format(keys=keys)}]
-                continue
             result.error = _error_text(exc)
             return result
         raw = msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
