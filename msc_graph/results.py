@@ -1,8 +1,8 @@
 """Result files: one JSON line per finished session, appended and flushed; reading with repair.
 
 A record is written with a single ``write`` on an ``O_APPEND`` descriptor, so a killed process
-leaves at most one torn final line. ``read_records`` detects a torn last line and (with
-``repair=True``) cuts it off, so the file is valid JSONL again before anything is appended.
+leaves at most one torn final line. ``read_records`` skips a torn last line and ``repair_tail``
+cuts it off, so the file is valid JSONL again before anything is appended.
 """
 
 from __future__ import annotations
@@ -21,30 +21,62 @@ def read_records(path: str | Path, *, repair: bool = False) -> list[dict]:
     path = Path(path)
     if not path.exists():
         return []
-    data = path.read_bytes()
+    if repair:
+        repair_tail(path)
+    lines = path.read_bytes().split(b"\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
     records: list[dict] = []
-    offset = 0
-    lines = data.split(b"\n")
     for idx, line in enumerate(lines):
-        is_last = idx == len(lines) - 1
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if is_last or all(not rest.strip() for rest in lines[idx + 1 :]):
-                    if repair:
-                        with open(path, "r+b") as fh:
-                            fh.truncate(offset)
-                    break
-                raise ResultsError(
-                    f"{path}: line {idx + 1} is not valid JSON and is not the last line; the file was "
-                    "edited or corrupted. Move it aside, or pass --overwrite to start again"
-                ) from None
-        offset += len(line) + 1
-    if repair and data and not data.endswith(b"\n") and records and offset >= len(data):
-        with open(path, "ab") as fh:  # a complete last record without its newline
-            fh.write(b"\n")
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if idx == len(lines) - 1:  # torn by a kill in the middle of a write
+                break
+            raise ResultsError(
+                f"{path}: line {idx + 1} is not valid JSON and is not the last line; the file was "
+                "edited or corrupted. Move it aside, or pass --overwrite to start again"
+            ) from None
     return records
+
+
+def repair_tail(path: str | Path) -> None:
+    """Make the end of a result file safe to append to, reading only its last line.
+
+    A torn last line (not valid JSON) is cut off; a complete last record without its newline gets one.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        # find the start of the last line, reading backwards in blocks
+        start, block = size, 1 << 16
+        while start > 0:
+            lo = max(0, start - block)
+            fh.seek(lo)
+            chunk = fh.read(start - lo)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                start = lo + cut + 1
+                break
+            start = lo
+        fh.seek(start)
+        tail = fh.read()
+        try:
+            json.loads(tail)
+        except json.JSONDecodeError:
+            fh.truncate(start)
+            return
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"\n")
 
 
 class RecordWriter:

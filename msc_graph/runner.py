@@ -38,7 +38,14 @@ from msc_graph.llm import forget_loop_clients
 from msc_graph.memory.nodes import LEARNING_MODES
 from msc_graph.metrics import aggregate, session_metrics
 from msc_graph.prompts import PROMPTS_VERSION
-from msc_graph.results import RecordWriter, ResultsError, manifest_path, read_records, write_json_atomic
+from msc_graph.results import (
+    RecordWriter,
+    ResultsError,
+    manifest_path,
+    read_records,
+    repair_tail,
+    write_json_atomic,
+)
 
 ExperimentType = Literal["agent_without_memory", "agent_with_memory"]
 
@@ -416,7 +423,7 @@ async def run_benchmark(cfg: RunConfig, *, on_record: Callable[[dict], None] | N
     if cfg.overwrite:
         for path in (output, manifest_path(output)):
             path.unlink(missing_ok=True)
-    existing = read_records(output, repair=True)  # cut a torn final line before appending
+    repair_tail(output)  # cut a torn final line before appending (``existing`` already skipped it)
 
     memory = cfg.memory_mode in LEARNING_MODES
     namespace = key_hash
