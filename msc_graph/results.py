@@ -42,6 +42,16 @@ def read_records(path: str | Path, *, repair: bool = False) -> list[dict]:
     return records
 
 
+def read_result_files(paths: list[str | Path]) -> list[dict]:
+    """The records of several result files; a missing or corrupt file raises ``ResultsError``."""
+    records: list[dict] = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise ResultsError(f"result file {path} does not exist")
+        records += read_records(path)
+    return records
+
+
 def repair_tail(path: str | Path) -> None:
     """Make the end of a result file safe to append to, reading only its last line.
 

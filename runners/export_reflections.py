@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from msc_graph.results import read_records  # noqa: E402
+from msc_graph.results import read_result_files  # noqa: E402
 from msc_graph.training_export import DEFAULT_COVER_THRESHOLD, export_reflections  # noqa: E402
 
 
@@ -23,14 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cover-threshold", type=float, default=DEFAULT_COVER_THRESHOLD,
                     help="least similarity between a preference and a note to count as covered (default: %(default)s)")
     args = ap.parse_args(argv)
-    records = []
-    for path in args.results:
-        if not Path(path).is_file():
-            print(f"error: {path} does not exist", file=sys.stderr)
-            return 2
-        records += read_records(path)
-    try:
-        n = export_reflections(records, args.output, args.cover_threshold)
+    try:  # ResultsError is a ValueError too: one message for unreadable files and unusable records
+        n = export_reflections(read_result_files(args.results), args.output, args.cover_threshold)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from msc_graph.results import ResultsError, read_records  # noqa: E402
+from msc_graph.results import ResultsError, read_result_files  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,16 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("results", nargs="+", help="result files (any number of settings and datasets)")
     ap.add_argument("--out", default="report", help="folder to write the report to (default: %(default)s)")
     args = ap.parse_args(argv)
-    records = []
-    for path in args.results:
-        if not Path(path).is_file():
-            print(f"error: result file {path} does not exist", file=sys.stderr)
-            return 2
-        try:
-            records += read_records(path)
-        except ResultsError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    try:
+        records = read_result_files(args.results)
+    except ResultsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not records:
         print("error: the result files hold no sessions", file=sys.stderr)
         return 2
