@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     who = run.add_mutually_exclusive_group()
     who.add_argument("--users", type=int, default=None, help="run the first N users of the profile set (default: all)")
     who.add_argument("--user-ids", default=None, help="run these user ids, comma separated, e.g. 0,5,7")
+    run.add_argument("--user", choices=["simulated", "human"], default="simulated",
+                     help="who plays the user: the simulator model, or a person at this terminal (one session at a "
+                          "time; the person role-plays each profile, see `/help` in the session) (default: %(default)s)")
     run.add_argument("--profiles", default=None,
                      help="user profiles: the published user_profiles.json or ours (default: the built-in set)")
     run.add_argument("--data-dir", default=None,
@@ -202,7 +205,8 @@ def config_from_args(args: argparse.Namespace, local_url: str | None = None, loc
         seed=args.seed,
         shuffle_problems_per_user=args.shuffle_problems_per_user,
         shard=args.shard,
-        concurrency=args.batch_size or args.concurrency,
+        concurrency=1 if args.user == "human" else (args.batch_size or args.concurrency),
+        user_kind=args.user,
         max_inflight_requests=args.max_inflight_requests,
         user=roles["user"],
         agent=roles["agent"],
@@ -218,7 +222,7 @@ def config_from_args(args: argparse.Namespace, local_url: str | None = None, loc
         retrieval_threshold=args.retrieval_threshold,
         overwrite=args.overwrite,
         allow_download=not args.offline,
-        progress=not args.no_progress,
+        progress=not args.no_progress and args.user != "human",
         skip_preflight=args.skip_preflight,
     )
 

@@ -34,6 +34,7 @@ from msc_graph.data import LoadedDataset, UserProfile, builtin_profiles, load_da
 from msc_graph.data.profiles import ProfileError
 from msc_graph.graphs.context import SessionContext, set_api_keys
 from msc_graph.graphs.session import graph as session_graph
+from msc_graph.human import Ask, SessionAborted, TerminalPerson, run_with_person
 from msc_graph.llm import forget_loop_clients
 from msc_graph.memory.nodes import LEARNING_MODES
 from msc_graph.metrics import aggregate, session_metrics
@@ -73,6 +74,7 @@ class RunConfig(BaseModel):
     shuffle_problems_per_user: bool = False
     shard: str | None = Field(None, description="K/N: run the K-th of N disjoint slices of the users")
     concurrency: int = Field(50, ge=1)
+    user_kind: Literal["simulated", "human"] = "simulated"
     max_inflight_requests: int = Field(256, ge=1)
     user: RoleConfig
     agent: RoleConfig
@@ -195,6 +197,7 @@ def result_settings(cfg: RunConfig, dataset: LoadedDataset) -> dict:
         "user": cfg.user.result_fields(),
         "agent": cfg.agent.result_fields(),
         "judge": cfg.judge.result_fields(),
+        **({"user_kind": "human"} if cfg.user_kind == "human" else {}),
         **(
             {"retrieval_k": cfg.retrieval_k, "retrieval_threshold": cfg.retrieval_threshold, "embedding": cfg.embedding_model}
             if cfg.memory_mode in ("retrieval",)
@@ -233,6 +236,7 @@ def session_context(cfg: RunConfig, namespace: str) -> SessionContext:
         embedding_model=cfg.embedding_model,
         embedding_api_base=cfg.embedding_api_base,
         memory_namespace=namespace,
+        user_kind=cfg.user_kind,
     )
 
 
@@ -391,8 +395,14 @@ class Progress:
             self.bar.close()
 
 
-async def run_benchmark(cfg: RunConfig, *, on_record: Callable[[dict], None] | None = None) -> RunSummary:
-    """Run (or resume) a benchmark. Raises ``RunError``/``DatasetError``/``ProfileError`` before any work."""
+async def run_benchmark(
+    cfg: RunConfig, *, on_record: Callable[[dict], None] | None = None, person: Ask | None = None
+) -> RunSummary:
+    """Run (or resume) a benchmark. Raises ``RunError``/``DatasetError``/``ProfileError`` before any work.
+
+    With ``cfg.user_kind == "human"`` a person answers every user turn through ``person`` (default:
+    a :class:`~msc_graph.human.TerminalPerson` on this terminal), one session at a time.
+    """
     t0 = time.time()
     forget_loop_clients()
     set_api_keys({r: getattr(cfg, r).api_key.get_secret_value() if getattr(cfg, r).api_key else None for r in ("user", "agent", "judge")})
@@ -454,6 +464,8 @@ async def run_benchmark(cfg: RunConfig, *, on_record: Callable[[dict], None] | N
     }
     write_json_atomic(manifest_path(output), manifest)
 
+    human = cfg.user_kind == "human"
+    terminal = TerminalPerson() if human and person is None else None
     sem = asyncio.Semaphore(cfg.concurrency)
     progress = Progress(total, skipped, cfg.progress, records)
     writer = RecordWriter(output)
@@ -489,9 +501,14 @@ async def run_benchmark(cfg: RunConfig, *, on_record: Callable[[dict], None] | N
             "preferences": job.profile.preferences,
         }
         try:
-            state = await session_graph.ainvoke(inputs, context=ctx)
+            if human:
+                if terminal is not None:
+                    terminal.start_session(briefing(job, dataset.task_description))
+                state = await run_with_person(inputs, ctx, person or terminal)
+            else:
+                state = await session_graph.ainvoke(inputs, context=ctx)
             return build_record(job, state, base, started, memory)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, SessionAborted):
             raise
         except Exception as exc:  # noqa: BLE001 - a bug or store error is recorded, other users go on
             return failed_record(job, base, started, "internal", f"{type(exc).__name__}: {exc}"[:500], memory, notes or [])
@@ -524,7 +541,7 @@ async def run_benchmark(cfg: RunConfig, *, on_record: Callable[[dict], None] | N
     interrupted = False
     try:
         await asyncio.gather(*(run_user(uid, js) for uid, js in jobs.items()))
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, SessionAborted):
         interrupted = True
     finally:
         writer.close()
@@ -542,6 +559,16 @@ async def run_benchmark(cfg: RunConfig, *, on_record: Callable[[dict], None] | N
         interrupted=interrupted,
         wall_s=time.time() - t0,
         aggregate=aggregate(records),
+    )
+
+
+def briefing(job: SessionJob, task_description: str) -> str:
+    """What a person playing a profile is shown at the start of a session."""
+    prefs = "\n".join(f"  - {p}" for p in job.profile.preferences)
+    return (
+        f"=== user {job.profile.i}, session {job.session_index + 1} ===\n"
+        f"You are: {job.profile.persona}\nYour preferences (remind the agent when it ignores them):\n{prefs}\n"
+        f"Task: {task_description}\nProblem (the agent has not seen it):\n{job.problem['problem']}\n"
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from msc_graph.graphs.context import SessionContext, agent_replies_in_json, role_configs
+from msc_graph.graphs.context import SessionContext, agent_replies_in_json, context_of, role_configs
 from msc_graph.graphs.state import SessionState, failure
 from msc_graph.llm import call_json, call_text
 from msc_graph.memory.notes import notes_as_text
@@ -79,7 +79,7 @@ def agent_view(state: SessionState, system: str) -> list[dict]:
 
 
 async def respond(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     cfg = role_configs(ctx)["agent"]
     budget = ctx.agent_context_tokens - cfg.max_tokens - CONTEXT_MARGIN
     messages = trim_to_budget(agent_view(state, agent_system_prompt(ctx, state)), max(budget, 256))

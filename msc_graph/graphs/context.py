@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
+from langgraph.runtime import Runtime
+
 from msc_graph.config import MemoryMode, ReplyMode, RoleConfig, StructuredMode, role_config
 
 _API_KEYS: dict[str, str] = {}
@@ -68,6 +70,23 @@ class SessionContext:
     def from_dict(cls, data: dict | None) -> SessionContext:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (data or {}).items() if k in names})
+
+
+@dataclass(frozen=True)
+class MemorySessionContext(SessionContext):
+    """The same settings with retrieval memory on by default (the ``session_with_memory`` graph)."""
+
+    memory: MemoryMode = "retrieval"
+
+
+def context_of(runtime: Runtime) -> SessionContext:
+    """The run's context; a plain dict (from an API client) becomes a ``SessionContext``."""
+    ctx = runtime.context
+    if ctx is None:
+        return SessionContext()
+    if isinstance(ctx, dict):
+        return SessionContext.from_dict(ctx)
+    return ctx
 
 
 @lru_cache(maxsize=64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from msc_graph.graphs.context import SessionContext, role_configs
+from msc_graph.graphs.context import SessionContext, context_of, role_configs
 from msc_graph.graphs.state import SessionState, failure
 from msc_graph.llm import call_json
 from msc_graph.prompts import JUDGE_PROMPT
@@ -22,7 +22,7 @@ def final_draft_answer(state: SessionState) -> str:
 
 
 async def judge(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     cfg = role_configs(ctx)["judge"]
     draft = final_draft_answer(state)
     prompt = JUDGE_PROMPT.format(problem=state["problem"], solution=state["solution"], draft_answer=draft)

@@ -20,7 +20,7 @@ from langgraph.runtime import Runtime
 
 from msc_graph.config import OPENING_MESSAGE
 from msc_graph.graphs.agent import respond
-from msc_graph.graphs.context import SessionContext
+from msc_graph.graphs.context import SessionContext, context_of
 from msc_graph.graphs.judge import judge
 from msc_graph.graphs.state import SessionInput, SessionState
 from msc_graph.graphs.user import simulate_user
@@ -29,7 +29,7 @@ from msc_graph.memory.nodes import LEARNING_MODES, load_notes, reflect, retrieve
 
 async def start(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     """Open the conversation and, for memory modes that learn, load the user's notes."""
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     update: dict = {}
     if not state.get("messages"):
         update["messages"] = [{"role": "assistant", "content": OPENING_MESSAGE}]
@@ -40,7 +40,7 @@ async def start(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
 
 
 def after_user(state: SessionState, runtime: Runtime[SessionContext]) -> str:
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     if state.get("failure"):
         return END
     if state.get("terminated"):
@@ -53,7 +53,7 @@ def after_user(state: SessionState, runtime: Runtime[SessionContext]) -> str:
 
 
 def after_agent(state: SessionState, runtime: Runtime[SessionContext]) -> str:
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     if state.get("failure"):
         return END
     if state.get("user_turns", 0) >= ctx.max_turns:
@@ -62,15 +62,16 @@ def after_agent(state: SessionState, runtime: Runtime[SessionContext]) -> str:
 
 
 def after_judge(state: SessionState, runtime: Runtime[SessionContext]) -> str:
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     failed = state.get("failure")
     if ctx.memory in LEARNING_MODES and (not failed or failed.get("stage") == "judge"):
         return "reflect"
     return END
 
 
-def build_session_graph() -> StateGraph:
-    builder = StateGraph(SessionState, context_schema=SessionContext, input_schema=SessionInput)
+def build_session_graph(context_schema: type[SessionContext] = SessionContext) -> StateGraph:
+    """The session graph, uncompiled; ``context_schema`` sets the defaults Studio shows in its form."""
+    builder = StateGraph(SessionState, context_schema=context_schema, input_schema=SessionInput)
     builder.add_node("start", start)
     builder.add_node("simulate_user", simulate_user)
     builder.add_node("retrieve_notes", retrieve_notes)

@@ -6,7 +6,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from msc_graph.config import TERMINATION_SIGNAL
-from msc_graph.graphs.context import SessionContext, role_configs
+from msc_graph.graphs.context import SessionContext, context_of, role_configs
 from msc_graph.graphs.state import SessionState, failure
 from msc_graph.llm import call_json
 from msc_graph.prompts import user_system_prompt
@@ -24,7 +24,7 @@ def is_termination(response: str, should_terminate: bool) -> bool:
 
 
 async def simulate_user(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     if ctx.user_kind == "human":
         return human_turn(state)
     cfg = role_configs(ctx)["user"]

@@ -10,7 +10,7 @@ import asyncio
 import numpy as np
 from langgraph.runtime import Runtime
 
-from msc_graph.graphs.context import SessionContext, role_configs
+from msc_graph.graphs.context import SessionContext, context_of, role_configs
 from msc_graph.graphs.state import SessionState
 from msc_graph.llm import call_json
 from msc_graph.memory.embeddings import make_embedding
@@ -33,12 +33,17 @@ def memory_for(ctx: SessionContext) -> PreferenceMemory:
     )
 
 
+async def in_store(ctx: SessionContext, method: str, *args):
+    """Open the store and call one of its methods in a worker thread (opening touches the disk too)."""
+    return await asyncio.to_thread(lambda: getattr(memory_for(ctx), method)(*args))
+
+
 async def load_notes(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     """Notes at session start: given in the input, else read from the user's collection."""
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     if state.get("notes") is not None:
         return {"notes_before": list(state["notes"])}
-    notes = await asyncio.to_thread(memory_for(ctx).list, state["user_id"])
+    notes = await in_store(ctx, "list", state["user_id"])
     return {"notes_before": notes}
 
 
@@ -48,13 +53,14 @@ def _latest_user_message(state: SessionState) -> str:
 
 async def retrieve_notes(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     """The notes most relevant to the latest user message (top-k above a similarity threshold)."""
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     turn = state.get("user_turns", 0)
     if state.get("notes") is not None:  # notes given in the input: rank them with the same embedding
         hits = await asyncio.to_thread(_rank_given, ctx, state["notes"], _latest_user_message(state))
     else:
-        scored = await asyncio.to_thread(
-            memory_for(ctx).search,
+        scored = await in_store(
+            ctx,
+            "search",
             state["user_id"],
             _latest_user_message(state),
             ctx.retrieval_k,
@@ -76,7 +82,7 @@ def _rank_given(ctx: SessionContext, notes: list[dict], query: str) -> list[dict
 
 async def select_notes(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     """An LLM picks the notes that matter for the next reply (the published scaffolding step)."""
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     notes = state.get("notes_before") or []
     turn = state.get("user_turns", 0)
     if not notes:
@@ -96,7 +102,7 @@ async def select_notes(state: SessionState, runtime: Runtime[SessionContext]) ->
 
 async def reflect(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     """Update the user's notes from the finished conversation; on failure the old notes stay."""
-    ctx = runtime.context or SessionContext()
+    ctx = context_of(runtime)
     before = state.get("notes_before") or []
     cfg = role_configs(ctx)["agent"]
     prompt = REFLECTION_PROMPT.format(notes=notes_as_text(before), conversation=transcript_text(state["messages"]))
@@ -110,9 +116,7 @@ async def reflect(state: SessionState, runtime: Runtime[SessionContext]) -> dict
         }
     notes = [n.model_dump() for n in result.value.notes if n.preference.strip()]
     if state.get("notes") is None:  # the store is the memory: replace the user's notes atomically
-        await asyncio.to_thread(
-            memory_for(ctx).replace, state["user_id"], notes, state.get("session_index", -1)
-        )
+        await in_store(ctx, "replace", state["user_id"], notes, state.get("session_index", -1))
     return {
         "usage": usage,
         "notes_after": notes,
