@@ -14,7 +14,7 @@ import pytest
 
 from msc_graph.graphs.context import SessionContext
 from msc_graph.human import SessionAborted, run_with_person
-from tests.conftest import REPO, cli_args, start_scripted_server
+from tests.conftest import REPO, cli_args
 
 pytestmark = pytest.mark.integration
 

@@ -145,7 +145,7 @@ async def test_user_run_graph_carries_notes_between_sessions(studio, model_serve
     sessions = state["sessions"]
     assert [s["session_index"] for s in sessions] == [0, 1, 2]
     assert all(s["failure"] is None for s in sessions)
-    for earlier, later in zip(sessions, sessions[1:]):
+    for earlier, later in zip(sessions, sessions[1:], strict=False):
         assert later["notes_before"] == earlier["notes_after"]
     assert sessions[-1]["notes_after"]
 
