@@ -36,8 +36,15 @@ Rerunning the same command resumes: finished sessions are skipped. Exit codes: 0
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Flag errors as one line (``error: ...``) and exit code 2, like every other bad input."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="runners/batch.py",
         description="Run the MultiSessionCollab benchmark: simulated users x sessions against OpenAI-compatible servers.",
         epilog=EPILOG,

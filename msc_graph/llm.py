@@ -114,6 +114,10 @@ class CallResult:
 # --------------------------------------------------------------------------- clients
 
 
+class BadReply(ValueError):
+    """An HTTP 200 whose body is not a usable chat completion (a proxy's error page, say)."""
+
+
 class ChatOpenAICompatible(ChatOpenAI):
     """``ChatOpenAI`` with a lean path for plain chat completions against OpenAI-compatible servers.
 
@@ -137,7 +141,11 @@ class ChatOpenAICompatible(ChatOpenAI):
         payload.pop("stream", None)
         body = {**payload, **(payload.pop("extra_body", None) or {})}
         response = await self.root_async_client.post("/chat/completions", body=body, cast_to=httpx.Response)
-        return self._create_chat_result(response.json(), {})
+        try:
+            return self._create_chat_result(response.json(), {})
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            kind = response.headers.get("content-type", "?")
+            raise BadReply(f"the server's answer is not a chat completion ({kind}): {response.text[:120]!r}") from exc
 
 
 
@@ -235,19 +243,27 @@ async def _invoke(cfg: RoleConfig, messages: list[dict], usage: Usage, **kwargs)
 
 
 async def call_text(cfg: RoleConfig, messages: list[dict]) -> CallResult:
-    """A plain-text reply with reasoning markup stripped; raw text kept in ``raw``."""
+    """A plain-text reply with reasoning markup stripped; raw text kept in ``raw``.
+
+    An empty reply or a body that is not a completion is retried up to ``parse_retries`` times.
+    """
     result = CallResult()
-    try:
-        msg = await _invoke(cfg, messages, result.usage)
-    except Exception as exc:  # noqa: BLE001 - recorded, never raised into the graph
-        result.error = _error_text(exc)
-        return result
-    raw = msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
-    result.raw.append(raw)
-    text = strip_reasoning(raw)
-    if not text:
-        result.error = "empty reply"
-    result.value = text
+    for attempt in range(cfg.parse_retries + 1):
+        try:
+            msg = await _invoke(cfg, messages, result.usage)
+        except BadReply as exc:
+            result.error = f"{exc} (after {attempt + 1} attempt(s))"
+            continue
+        except Exception as exc:  # noqa: BLE001 - recorded, never raised into the graph
+            result.error = _error_text(exc)
+            return result
+        raw = msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
+        result.raw.append(raw)
+        text = strip_reasoning(raw)
+        if text:
+            result.value, result.error = text, None
+            return result
+        result.error = f"empty reply after {attempt + 1} attempt(s)"
     return result
 
 
@@ -307,6 +323,9 @@ async def call_json(cfg: RoleConfig, messages: list[dict], schema: type[T]) -> C
             extra["temperature"] = RETRY_TEMPERATURE
         try:
             msg = await _invoke(cfg, convo, result.usage, **extra)
+        except BadReply as exc:
+            result.error = f"{exc} (after {attempt + 1} attempt(s))"
+            continue
         except Exception as exc:  # noqa: BLE001
             if fmt is not None and cfg.structured == "auto" and _is_schema_refusal(exc):
                 _SCHEMA_REFUSED.add(cfg.base_url)

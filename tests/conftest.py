@@ -39,10 +39,13 @@ class Server:
                 self.process.kill()
 
 
-def start_scripted_server(*args: str, model: str = "scripted") -> Server:
-    """The scripted OpenAI-compatible server in its own process, on a free loopback port."""
+def start_scripted_server(*args: str, model: str = "scripted", module: str = "scripted_server") -> Server:
+    """The scripted OpenAI-compatible server in its own process, on a free loopback port.
+
+    ``module="fault_server"`` starts the fault-injecting variant (same replies, plus faults).
+    """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "msc_graph.testing.scripted_server", "--port", "0", "--model", model, *args],
+        [sys.executable, "-m", f"msc_graph.testing.{module}", "--port", "0", "--model", model, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -52,7 +55,8 @@ def start_scripted_server(*args: str, model: str = "scripted") -> Server:
         proc.kill()
         raise RuntimeError(f"scripted server did not start: {line!r}")
     url = f"http://127.0.0.1:{int(line.split()[1])}/v1"
-    wait_until_ok(f"{url}/models")
+    if "--require-key" not in args:  # (the PORT line already means it listens)
+        wait_until_ok(f"{url}/models")
     return Server(url, model, proc)
 
 

@@ -62,9 +62,9 @@ def after_agent(state: SessionState, runtime: Runtime[SessionContext]) -> str:
 
 
 def after_judge(state: SessionState, runtime: Runtime[SessionContext]) -> str:
+    """Reflect only on a session that finished: a failed session (judge included) leaves the notes as they were."""
     ctx = context_of(runtime)
-    failed = state.get("failure")
-    if ctx.memory in LEARNING_MODES and (not failed or failed.get("stage") == "judge"):
+    if ctx.memory in LEARNING_MODES and not state.get("failure"):
         return "reflect"
     return END
 

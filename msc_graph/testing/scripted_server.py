@@ -125,21 +125,21 @@ class ScriptedServer:
                     k, _, v = line.decode("latin-1").partition(":")
                     headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
-                try:
-                    status, payload = await self.route(method, path, body)
-                except Exception as exc:  # noqa: BLE001 - a scripted bug answers 500, not a dropped socket
-                    status, payload = 500, {"error": {"message": f"{type(exc).__name__}: {exc}"}}
-                data = json.dumps(payload).encode()
-                writer.write(
-                    f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-                    "Connection: keep-alive\r\n\r\n".encode()
-                    + data
-                )
-                await writer.drain()
+                if not await self.respond(writer, method, path, headers, body):
+                    break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
             writer.close()
+
+    async def respond(self, writer: asyncio.StreamWriter, method: str, path: str, headers: dict, body: bytes) -> bool:
+        """Answer one request; ``False`` closes the connection."""
+        try:
+            status, payload = await self.route(method, path, body)
+        except Exception as exc:  # noqa: BLE001 - a scripted bug answers 500, not a dropped socket
+            status, payload = 500, {"error": {"message": f"{type(exc).__name__}: {exc}"}}
+        await write_response(writer, status, json.dumps(payload).encode())
+        return True
 
     async def route(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
         path = path.split("?", 1)[0]
@@ -180,6 +180,20 @@ class ScriptedServer:
                 {"object": "embedding", "index": i, "embedding": _toy_embedding(t)} for i, t in enumerate(inputs)
             ]}
         return 404, {"error": {"message": f"no route {method} {path}"}}
+
+
+async def write_response(
+    writer: asyncio.StreamWriter,
+    status: int,
+    data: bytes,
+    content_type: str = "application/json",
+    extra_headers: dict[str, str] | None = None,
+) -> None:
+    head = f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\nContent-Type: {content_type}\r\n"
+    head += f"Content-Length: {len(data)}\r\nConnection: keep-alive\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in (extra_headers or {}).items())
+    writer.write((head + "\r\n").encode() + data)
+    await writer.drain()
 
 
 def _toy_embedding(text: str, dim: int = 32) -> list[float]:
