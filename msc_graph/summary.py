@@ -24,7 +24,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def summary_text(records: list[dict], title: str = "") -> str:
     """TS (%), UE and Len with 95% bootstrap CIs, overall and per session index; failures listed."""
-    header = ["", "sessions", "TS % [95% CI]", "UE [95% CI]", "Len [95% CI]", "failed"]
+    header = ["", "completed", "TS % [95% CI]", "UE [95% CI]", "Len [95% CI]", "failed"]
     overall = aggregate(records)
     parts = []
     if title:

@@ -193,3 +193,21 @@ def test_two_runner_processes_share_one_chroma_server(tmp_path, scripted_server,
         if r["session_index"] == 1:
             assert mem.list(r["user_id"]) == r["notes_after"] and r["notes_before"]
     assert not (tmp_path / "shard1.jsonl.memory").exists()  # nothing embedded was opened
+
+
+def test_embedded_chroma_keeps_a_bounded_number_of_indexes_in_memory(tmp_path):
+    """Chroma would size its HNSW cache from the open-file limit (thousands of ~2.6 MB indexes)."""
+    import resource
+
+    from msc_graph.memory.store import HNSW_CACHE_INDEXES, make_client
+
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    client = make_client(tmp_path / "chroma")
+    assert client._server.hnsw_cache_size == HNSW_CACHE_INDEXES == 128
+    assert resource.getrlimit(resource.RLIMIT_NOFILE) == before  # the process limit is untouched
+    # indexes evicted from that cache are read back from disk: every user's notes stay readable
+    for user in range(HNSW_CACHE_INDEXES + 20):
+        coll = client.get_or_create_collection(f"user-{user}", embedding_function=None)
+        coll.add(ids=[f"n{user}"], embeddings=[[float(user % 7 + 1), 1.0, 0.5]], documents=[f"note {user}"])
+    first = client.get_collection("user-0", embedding_function=None)
+    assert first.query(query_embeddings=[[1.0, 1.0, 0.5]], n_results=1)["documents"] == [["note 0"]]
