@@ -24,11 +24,14 @@ import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 from json_repair import repair_json
 from langchain_core.messages import AIMessage
+from langchain_core.runnables.config import var_child_runnable_config
+from langchain_core.tracers.context import _tracing_v2_is_enabled
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from msc_graph.config import RoleConfig
 from msc_graph.prompts import JSON_CUT_OFF_HINT, JSON_RETRY_HINT
+from msc_graph.transport import BadReply, close_sessions, forget_other_loops, post_json
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -114,20 +117,18 @@ class CallResult:
 # --------------------------------------------------------------------------- clients
 
 
-class BadReply(ValueError):
-    """An HTTP 200 whose body is not a usable chat completion (a proxy's error page, say)."""
-
-
 class ChatOpenAICompatible(ChatOpenAI):
     """``ChatOpenAI`` with a lean path for plain chat completions against OpenAI-compatible servers.
 
     The request payload and the result are built by ``ChatOpenAI`` itself; only the HTTP call
-    differs: the payload is posted as it is through the same OpenAI client (same retries, timeout
-    and errors) instead of through ``chat.completions.create``, which re-validates every request
-    field in Python, and the reply is converted on the event loop instead of in a worker thread.
-    That cuts the client's CPU per call by about half at hundreds of requests in flight. Streaming,
-    the Responses API and extra headers take ``ChatOpenAI``'s own path.
+    differs: the payload is posted as it is by :mod:`msc_graph.transport` (aiohttp, the OpenAI
+    SDK's retry rules) instead of through ``chat.completions.create``, which re-validates every
+    request field in Python and builds httpx requests. That cuts the client's CPU per call by more
+    than half at hundreds of requests in flight (``bench/README.md``). Streaming, the Responses API
+    and extra headers take ``ChatOpenAI``'s own path.
     """
+
+    max_connections: int = 256
 
     async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
         payload = self._get_request_payload(messages, stop=stop, **kwargs)
@@ -140,13 +141,20 @@ class ChatOpenAICompatible(ChatOpenAI):
             return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
         payload.pop("stream", None)
         body = {**payload, **(payload.pop("extra_body", None) or {})}
-        response = await self.root_async_client.post("/chat/completions", body=body, cast_to=httpx.Response)
+        key = self.openai_api_key
+        key = key.get_secret_value() if isinstance(key, SecretStr) else str(key or "EMPTY")
+        data = await post_json(
+            f"{self.openai_api_base}/chat/completions",
+            body,
+            api_key=key,
+            timeout_s=float(self.request_timeout or 600.0),  # type: ignore[arg-type]
+            max_retries=self.max_retries or 0,
+            max_connections=self.max_connections,
+        )
         try:
-            return self._create_chat_result(response.json(), {})
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            kind = response.headers.get("content-type", "?")
-            raise BadReply(f"the server's answer is not a chat completion ({kind}): {response.text[:120]!r}") from exc
-
+            return self._create_chat_result(data, {})
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise BadReply(f"the server's answer is not a chat completion: {str(data)[:120]!r}") from exc
 
 
 _clients: dict[tuple[int, RoleConfig], ChatOpenAI] = {}
@@ -188,6 +196,10 @@ def chat_model(cfg: RoleConfig) -> ChatOpenAI:
             http_async_client=http,
             stream_usage=False,
             extra_body=base_extra_body(cfg),
+            max_connections=max(cfg.max_inflight, 16),
+            # Listeners that stream (LangGraph's stream_mode="messages", Studio) get each reply
+            # whole, through the same request path, instead of a switch to server-sent events.
+            disable_streaming=True,
         )
         _clients[key] = model
     return model
@@ -217,6 +229,17 @@ def forget_loop_clients() -> None:
     for cache in (_clients, _http, _semaphores):
         for key in [k for k in cache if k[0] != current]:
             cache.pop(key, None)
+    forget_other_loops()
+
+
+async def close_loop_clients() -> None:
+    """Close the HTTP connections this event loop opened (end of a run)."""
+    await close_sessions()
+    current = _loop_id()
+    for key in [k for k in _http if k[0] == current]:
+        await _http.pop(key).aclose()
+    for key in [k for k in _clients if k[0] == current]:
+        _clients.pop(key, None)
 
 
 # --------------------------------------------------------------------------- calls
@@ -233,11 +256,28 @@ def _is_schema_refusal(exc: BaseException) -> bool:
     return status in (400, 422) and ("response_format" in text or "json_schema" in text or "schema" in text)
 
 
+def _observed() -> bool:
+    """Whether anyone listens to model calls: LangSmith tracing, or callbacks in the run's config
+    (LangGraph Studio and ``astream(stream_mode="messages")`` attach some)."""
+    if _tracing_v2_is_enabled():
+        return True
+    config = var_child_runnable_config.get() or {}
+    callbacks = config.get("callbacks")
+    handlers = getattr(callbacks, "handlers", callbacks)
+    return bool(handlers)
+
+
 async def _invoke(cfg: RoleConfig, messages: list[dict], usage: Usage, **kwargs) -> AIMessage:
+    """One model call. Without listeners it skips LangChain's callback set-up (about 0.5 ms of CPU
+    per call, a fifth of the client's cost in a batch run); with listeners it is ``ainvoke``."""
     model = chat_model(cfg)
     async with endpoint_semaphore(cfg):
         start = time.perf_counter()
-        msg = await model.ainvoke(messages, **kwargs)
+        if _observed():
+            msg = await model.ainvoke(messages, **kwargs)
+        else:
+            result = await model._agenerate(messages, **kwargs)
+            msg = result.generations[0].message
     usage.add_message(msg, time.perf_counter() - start)
     return msg
 

@@ -35,7 +35,7 @@ from msc_graph.data.profiles import ProfileError
 from msc_graph.graphs.context import SessionContext, set_api_keys
 from msc_graph.graphs.session import graph as session_graph
 from msc_graph.human import Ask, SessionAborted, TerminalPerson, run_with_person
-from msc_graph.llm import forget_loop_clients
+from msc_graph.llm import close_loop_clients, forget_loop_clients
 from msc_graph.memory.nodes import LEARNING_MODES
 from msc_graph.metrics import aggregate, session_metrics
 from msc_graph.prompts import PROMPTS_VERSION
@@ -546,6 +546,10 @@ async def run_benchmark(
     finally:
         writer.close()
         progress.close()
+        try:
+            await close_loop_clients()
+        except (Exception, asyncio.CancelledError):  # noqa: BLE001 - closing sockets must never hide the outcome
+            pass
         manifest["finished"] = datetime.now(timezone.utc).isoformat()
         manifest["interrupted"] = interrupted
         manifest["sessions"] = {"total": total, "done": len(records), "new": new_count}

@@ -1,0 +1,164 @@
+"""HTTP for chat completions: one aiohttp session per endpoint and event loop, bounded retries.
+
+The batch runner sends tens of thousands of requests from one process, so the client's CPU per
+request matters (see ``bench/README.md``). Posting the JSON body with aiohttp directly costs about
+a third less CPU per call than the OpenAI SDK's request machinery over an httpx transport; the
+retry rules are the SDK's own, so behaviour is the same:
+
+- retried: HTTP 408, 409, 429 and 5xx, timeouts, refused or dropped connections;
+- wait: ``retry-after-ms`` / ``Retry-After`` when the server gives 0-60 s, else exponential backoff
+  from 0.5 s doubling to at most 8 s, with up to 25% jitter;
+- at most ``max_retries`` retries, each attempt bounded by the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from typing import Any
+
+import aiohttp
+
+RETRY_STATUSES = frozenset({408, 409, 429})
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+
+
+class EndpointError(RuntimeError):
+    """A request that failed for good. ``status_code`` is None for timeouts and connection errors."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RequestTimeout(EndpointError):
+    pass
+
+
+class ConnectionFailed(EndpointError):
+    pass
+
+
+class HTTPStatusError(EndpointError):
+    pass
+
+
+class BadReply(ValueError):
+    """An HTTP 200 whose body is not a usable chat completion (a proxy's error page, say)."""
+
+
+_sessions: dict[tuple[int, str, float], aiohttp.ClientSession] = {}
+
+
+def _loop_id() -> int:
+    try:
+        return id(asyncio.get_running_loop())
+    except RuntimeError:
+        return 0
+
+
+def session_for(base_url: str, timeout_s: float, max_connections: int) -> aiohttp.ClientSession:
+    key = (_loop_id(), base_url, timeout_s)
+    session = _sessions.get(key)
+    if session is None or session.closed:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(16, max_connections), limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(total=timeout_s, connect=min(10.0, timeout_s)),
+            json_serialize=json.dumps,
+        )
+        _sessions[key] = session
+    return session
+
+
+async def close_sessions() -> None:
+    """Close this event loop's sessions (the runner calls it when a run ends)."""
+    current = _loop_id()
+    for key in [k for k in _sessions if k[0] == current]:
+        await _sessions.pop(key).close()
+
+
+def forget_other_loops() -> None:
+    """Drop sessions of event loops that are gone (their sockets went with the loop)."""
+    current = _loop_id()
+    for key in [k for k in _sessions if k[0] != current]:
+        _sessions.pop(key, None)
+
+
+def retry_delay(attempt: int, headers: Any = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (0-based)."""
+    if headers is not None:
+        server_says = _retry_after(headers)
+        if server_says is not None and 0 < server_says <= 60:
+            return server_says
+    delay = min(INITIAL_RETRY_DELAY * 2.0**attempt, MAX_RETRY_DELAY)
+    return delay * (1 - 0.25 * random.random())
+
+
+def _retry_after(headers: Any) -> float | None:
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        return None if parsed is None else email.utils.mktime_tz(parsed) - time.time()
+
+
+def _error_message(status: int, raw: bytes) -> str:
+    try:
+        data = json.loads(raw)
+        err = data.get("error", data) if isinstance(data, dict) else data
+        message = err.get("message", err) if isinstance(err, dict) else err
+    except ValueError:
+        message = raw.decode("utf-8", "replace")
+    return f"HTTP {status}: {str(message)[:300]}"
+
+
+async def post_json(
+    url: str,
+    body: dict,
+    *,
+    api_key: str,
+    timeout_s: float,
+    max_retries: int,
+    max_connections: int = 256,
+) -> dict:
+    """POST ``body`` as JSON and return the decoded JSON answer, retrying what is worth retrying."""
+    session = session_for(url.rsplit("/", 2)[0], timeout_s, max_connections)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    attempt = 0
+    while True:
+        retry_headers = None
+        try:
+            async with session.post(url, json=body, headers=headers) as resp:
+                raw = await resp.read()
+                if resp.status < 300:
+                    try:
+                        return json.loads(raw)
+                    except ValueError:
+                        kind = resp.headers.get("content-type", "?")
+                        raise BadReply(f"the server's answer is not JSON ({kind}): {raw[:120]!r}") from None
+                failure: EndpointError = HTTPStatusError(_error_message(resp.status, raw), resp.status)
+                if resp.status not in RETRY_STATUSES and resp.status < 500:
+                    raise failure
+                retry_headers = resp.headers
+        except asyncio.TimeoutError:
+            failure = RequestTimeout(f"no answer within {timeout_s:g} s")
+        except aiohttp.ClientError as exc:
+            failure = ConnectionFailed(f"{type(exc).__name__}: {exc}"[:300])
+        if attempt >= max_retries:
+            attempts = f" (after {attempt + 1} attempt{'s' if attempt else ''})"
+            raise type(failure)(str(failure) + attempts, failure.status_code)
+        await asyncio.sleep(retry_delay(attempt, retry_headers))
+        attempt += 1
