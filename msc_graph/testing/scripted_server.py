@@ -145,8 +145,12 @@ class ScriptedServer:
         path = path.split("?", 1)[0]
         if method == "GET" and path.rstrip("/") in ("/v1/models", "/models"):
             return 200, {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "msc"}]}
-        if method == "GET" and path in ("/health", "/v1/health"):
+        if method == "GET" and path in ("/health", "/v1/health", "/health_generate"):
             return 200, {"status": "ok"}
+        if method == "GET" and path in ("/get_model_info", "/model_info", "/get_server_info", "/server_info"):
+            # what SGLang workers tell sglang-router about themselves
+            return 200, {"model_path": self.model, "tokenizer_path": self.model, "is_generation": True,
+                         "served_model_name": self.model}  # fmt: skip
         if method == "POST" and path.endswith("/chat/completions"):
             req = json.loads(body or b"{}")
             if req.get("model") != self.model:
