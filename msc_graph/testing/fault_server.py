@@ -33,7 +33,12 @@ import random
 import sys
 from collections import Counter
 
-from msc_graph.testing.scripted_server import ScriptedServer, serve, write_response
+from msc_graph.testing.scripted_server import (
+    ScriptedServer,
+    add_server_args,
+    serve_until_interrupted,
+    write_response,
+)
 
 FAULTS = (
     "500", "503", "429", "hang", "drop", "bad_body",
@@ -153,9 +158,7 @@ def spoil(content: str, fault: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    ap.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (printed as PORT n)")
-    ap.add_argument("--model", default="scripted", help="model name served (default scripted)")
+    add_server_args(ap)
     ap.add_argument("--fault-rate", type=float, default=0.0, help="total fault rate, spread evenly over all kinds")
     ap.add_argument("--fault", action="append", default=[], metavar="KIND=RATE",
                     help=f"rate of one kind (repeatable); kinds: {', '.join(FAULTS)}")  # fmt: skip
@@ -164,33 +167,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the fault draws (default 0)")
     ap.add_argument("--require-key", default=None, help="answer 401 unless this bearer key is sent")
     ap.add_argument("--fail-when", action="append", default=[], metavar="TEXT",
-                    help="answer 500 to every completion whose request contains TEXT (repeatable)")
-    ap.add_argument("--latency", type=float, default=0.0, help="seconds each request takes in service")
-    ap.add_argument("--capacity", type=int, default=1_000_000, help="requests in service at once")
-    ap.add_argument("--terminate-after", type=int, default=3, help="user turns before the user terminates")
+                    help="answer 500 to every completion whose request contains TEXT (repeatable)")  # fmt: skip
     args = ap.parse_args(argv)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        sys.exit("the fault server binds loopback only")
     try:
         rates = parse_rates(args.fault, args.fault_rate)
     except ValueError as exc:
         sys.exit(f"error: {exc}")
-
-    async def run() -> None:
-        server = FaultServer(
-            rates, hang_s=args.hang_s, retry_after_s=args.retry_after_s, seed=args.seed, require_key=args.require_key,
-            fail_when=tuple(args.fail_when),
-            model=args.model, latency=args.latency, capacity=args.capacity, terminate_after=args.terminate_after,
-        )  # fmt: skip
-        srv = await serve(server, args.host, args.port)
-        print(f"PORT {srv.sockets[0].getsockname()[1]}", flush=True)
-        async with srv:
-            await srv.serve_forever()
-
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
+    server = FaultServer(
+        rates, hang_s=args.hang_s, retry_after_s=args.retry_after_s, seed=args.seed, require_key=args.require_key,
+        fail_when=tuple(args.fail_when),
+        model=args.model, latency=args.latency, capacity=args.capacity, terminate_after=args.terminate_after,
+    )  # fmt: skip
+    serve_until_interrupted(server, args.host, args.port)
 
 
 if __name__ == "__main__":

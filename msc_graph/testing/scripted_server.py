@@ -212,24 +212,24 @@ async def serve(server: ScriptedServer, host: str = "127.0.0.1", port: int = 0) 
     return await asyncio.start_server(server.handle, host, port, backlog=4096)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_server_args(ap: argparse.ArgumentParser) -> None:
+    """Flags every scripted server takes."""
     ap.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (printed as PORT n)")
     ap.add_argument("--model", default="scripted", help="model name served (default scripted)")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds each request takes in service")
     ap.add_argument("--capacity", type=int, default=1_000_000, help="requests in service at once")
     ap.add_argument("--terminate-after", type=int, default=3, help="user turns before the user terminates")
-    args = ap.parse_args(argv)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        sys.exit("the scripted server binds loopback only")
+
+
+def serve_until_interrupted(server: ScriptedServer, host: str, port: int) -> None:
+    """Serve on loopback, print ``PORT n`` once listening, run until Ctrl-C or SIGTERM."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        sys.exit("the scripted servers bind loopback only")
 
     async def run() -> None:
-        srv = await serve(
-            ScriptedServer(args.model, args.latency, args.capacity, args.terminate_after), args.host, args.port
-        )
-        port = srv.sockets[0].getsockname()[1]
-        print(f"PORT {port}", flush=True)
+        srv = await serve(server, host, port)
+        print(f"PORT {srv.sockets[0].getsockname()[1]}", flush=True)
         async with srv:
             await srv.serve_forever()
 
@@ -237,6 +237,14 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_server_args(ap)
+    args = ap.parse_args(argv)
+    server = ScriptedServer(args.model, args.latency, args.capacity, args.terminate_after)
+    serve_until_interrupted(server, args.host, args.port)
 
 
 if __name__ == "__main__":
