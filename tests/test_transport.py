@@ -94,11 +94,11 @@ async def test_a_retry_after_header_is_honoured():
 
 async def test_model_calls_stay_visible_to_listeners(scripted_server, monkeypatch):
     """Batch runs skip LangChain's callback set-up; streaming consumers (Studio) still see every call."""
+    from langsmith import utils as ls_utils
+
     from msc_graph.graphs.context import SessionContext
     from msc_graph.graphs.session import graph
     from msc_graph.llm import _observed
-
-    from langsmith import utils as ls_utils
 
     assert _observed() is False
     monkeypatch.setenv("LANGSMITH_TRACING", "true")
@@ -111,6 +111,7 @@ async def test_model_calls_stay_visible_to_listeners(scripted_server, monkeypatc
     ctx = SessionContext(**{f"{r}_base_url": scripted_server.url for r in roles}, **{f"{r}_model": "scripted" for r in roles})
     inputs = {"user_id": 0, "session_index": 0, "problem": "2+2?", "solution": "4", "preferences": ["Use bullet points."]}
     seen: dict[str, int] = {}
-    async for chunk, meta in graph.astream(inputs, context=ctx, stream_mode="messages"):
+    async for message, meta in graph.astream(inputs, context=ctx, stream_mode="messages"):
+        assert message.content  # each reply whole, not token chunks
         seen[meta["langgraph_node"]] = seen.get(meta["langgraph_node"], 0) + 1
     assert seen.get("simulate_user") and seen.get("respond") and seen.get("judge"), seen
