@@ -273,11 +273,11 @@ async def _invoke(cfg: RoleConfig, messages: list[dict], usage: Usage, **kwargs)
     model = chat_model(cfg)
     async with endpoint_semaphore(cfg):
         start = time.perf_counter()
-        if _observed():
-            msg = await model.ainvoke(messages, **kwargs)
-        else:
+        if isinstance(model, ChatOpenAICompatible) and not _observed():
             result = await model._agenerate(messages, **kwargs)
             msg = result.generations[0].message
+        else:
+            msg = await model.ainvoke(messages, **kwargs)
     usage.add_message(msg, time.perf_counter() - start)
     return msg
 

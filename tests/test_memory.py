@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,7 +89,8 @@ def test_a_missing_chroma_server_is_a_clear_error():
 
 @pytest.fixture
 def chroma_server(tmp_path):
-    exe = shutil.which("chroma")
+    beside = Path(sys.executable).with_name("chroma")  # the venv's, even when it is not activated
+    exe = str(beside) if beside.exists() else shutil.which("chroma")
     if exe is None:
         pytest.skip("the chroma CLI is not installed")
     port = free_port()

@@ -235,11 +235,17 @@ class PreferenceMemory:
     # -- writes --------------------------------------------------------------------------
 
     def replace(self, user_id: int | str, notes: list[dict], session_index: int = -1) -> int:
-        """Make ``notes`` the user's notes. Returns the new version number."""
+        """Make ``notes`` the user's notes. Returns their version number.
+
+        Notes equal to the current ones are not written again (reflection often keeps them as they
+        are): nothing changes for a reader, and a Chroma write costs about 15 ms of CPU.
+        """
         coll = self._collection(user_id)
-        version, _ = self._latest(user_id)
-        new_version = version + 1
         clean = [Note.model_validate(n).model_dump() for n in notes]
+        version, current, _ = self._state(user_id)  # read once, then kept by this process
+        if clean == current:  # (also an empty store asked to hold no notes)
+            return version
+        new_version = version + 1
         base = {"user": str(user_id), "session": int(session_index), "version": new_version}
         if clean:
             texts = [embed_text(n) for n in clean]
