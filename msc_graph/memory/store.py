@@ -222,15 +222,20 @@ class PreferenceMemory:
 
     def search(self, user_id: int | str, query: str, k: int = 5, threshold: float = 0.0) -> list[ScoredNote]:
         """The ``k`` current notes most similar to ``query`` with cosine similarity >= ``threshold``."""
-        version, notes, vectors = self._state(user_id)
+        notes, vectors = self.notes_with_vectors(user_id)
         if not notes:
             return []
-        if vectors is None:
+        return rank_notes(notes, vectors, self.embedding.embed_query([query])[0], k, threshold)
+
+    def notes_with_vectors(self, user_id: int | str) -> tuple[list[dict], np.ndarray | None]:
+        """The current notes and their vectors (computed once), for ranking against a query."""
+        version, notes, vectors = self._state(user_id)
+        if notes and vectors is None:
             vectors = self._passage_vectors([embed_text(n) for n in notes])
             with self._guard:
                 if self._current.get(str(user_id), (None,))[0] == version:
                     self._current[str(user_id)] = (version, notes, vectors)
-        return rank_notes(notes, vectors, self.embedding.embed_query([query])[0], k, threshold)
+        return notes, vectors
 
     # -- writes --------------------------------------------------------------------------
 
