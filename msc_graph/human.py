@@ -26,7 +26,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from msc_graph.graphs.context import SessionContext
-from msc_graph.graphs.session import build_session_graph
+from msc_graph.graphs.session import builder
 
 Ask = Callable[[dict], Awaitable[dict | str]]
 
@@ -36,7 +36,7 @@ _graph_with_saver = None
 def _interactive_graph():
     global _graph_with_saver
     if _graph_with_saver is None:
-        _graph_with_saver = build_session_graph().compile(checkpointer=InMemorySaver(), name="session")
+        _graph_with_saver = builder.compile(checkpointer=InMemorySaver(), name="session")
     return _graph_with_saver
 
 

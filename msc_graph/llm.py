@@ -31,7 +31,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from msc_graph.config import RoleConfig
 from msc_graph.prompts import JSON_CUT_OFF_HINT, JSON_RETRY_HINT
-from msc_graph.transport import BadReply, close_sessions, forget_other_loops, post_json
+from msc_graph.transport import BadReply, close_sessions, forget_other_loops, loop_id, post_json
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -162,16 +162,9 @@ _http: dict[tuple[int, str, float], httpx.AsyncClient] = {}
 _semaphores: dict[tuple[int, str], asyncio.Semaphore] = {}
 
 
-def _loop_id() -> int:
-    try:
-        return id(asyncio.get_running_loop())
-    except RuntimeError:
-        return 0
-
-
 def chat_model(cfg: RoleConfig) -> ChatOpenAI:
     """A ``ChatOpenAI`` for ``cfg``, cached per event loop (HTTP pools cannot cross loops)."""
-    loop = _loop_id()
+    loop = loop_id()
     key = (loop, cfg)
     model = _clients.get(key)
     if model is None:
@@ -215,7 +208,7 @@ def base_extra_body(cfg: RoleConfig) -> dict | None:
 
 
 def endpoint_semaphore(cfg: RoleConfig) -> asyncio.Semaphore:
-    key = (_loop_id(), cfg.base_url)
+    key = (loop_id(), cfg.base_url)
     sem = _semaphores.get(key)
     if sem is None:
         sem = asyncio.Semaphore(cfg.max_inflight)
@@ -225,7 +218,7 @@ def endpoint_semaphore(cfg: RoleConfig) -> asyncio.Semaphore:
 
 def forget_loop_clients() -> None:
     """Drop cached clients of event loops that are gone (tests run many loops)."""
-    current = _loop_id()
+    current = loop_id()
     for cache in (_clients, _http, _semaphores):
         for key in [k for k in cache if k[0] != current]:
             cache.pop(key, None)
@@ -235,7 +228,7 @@ def forget_loop_clients() -> None:
 async def close_loop_clients() -> None:
     """Close the HTTP connections this event loop opened (end of a run)."""
     await close_sessions()
-    current = _loop_id()
+    current = loop_id()
     for key in [k for k in _http if k[0] == current]:
         await _http.pop(key).aclose()
     for key in [k for k in _clients if k[0] == current]:

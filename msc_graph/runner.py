@@ -246,24 +246,36 @@ async def preflight(cfg: RunConfig) -> None:
     for role in (cfg.user, cfg.agent, cfg.judge):
         slot = wanted.setdefault(role.base_url, (role, set()))
         slot[1].add(role.model)
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        for url, (role, models) in wanted.items():
-            try:
-                resp = await client.get(f"{url}/models", headers={"Authorization": f"Bearer {role.key_value()}"})
-                resp.raise_for_status()
-                served = {m.get("id") for m in resp.json().get("data", [])}
-            except Exception as exc:  # noqa: BLE001 - one line for the user
-                reason = f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else type(exc).__name__
-                raise RunError(
-                    f"endpoint {url} ({role.role}) did not answer GET /models ({reason}); start the server "
-                    f"(see `python runners/serve.py --help`) or fix --{_flag_role(role.role)}_api_base"
-                ) from None
-            missing = sorted(m for m in models if m not in served)
-            if missing and served:
-                raise RunError(
-                    f"endpoint {url} does not serve model {missing[0]!r} (it serves: {', '.join(sorted(map(str, served)))}); "
-                    f"fix --{_flag_role(role.role)}_model_name"
-                )
+    for url, (role, models) in wanted.items():
+        flag = _flag_role(role.role)
+        await check_endpoint(
+            url,
+            models,
+            role.key_value(),
+            start_hint=f"start the server (see `python runners/serve.py --help`) or fix --{flag}_api_base",
+            model_flag=f"--{flag}_model_name",
+            label=f"endpoint {url} ({role.role})",
+        )
+
+
+async def check_endpoint(
+    url: str, models: set[str], api_key: str, *, start_hint: str, model_flag: str, label: str | None = None
+) -> None:
+    """``url`` answers ``GET /models`` and serves every model in ``models``; else ``RunError`` (one line)."""
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            resp = await client.get(f"{url}/models", headers={"Authorization": f"Bearer {api_key}"})
+        resp.raise_for_status()
+        served = {m.get("id") for m in resp.json().get("data", [])}
+    except Exception as exc:  # noqa: BLE001 - one line for the user
+        reason = f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else type(exc).__name__
+        raise RunError(f"{label or url} did not answer GET /models ({reason}); {start_hint}") from None
+    missing = sorted(m for m in models if m not in served)
+    if missing and served:
+        raise RunError(
+            f"{label or url} does not serve model {missing[0]!r} (it serves: {', '.join(sorted(map(str, served)))}); "
+            f"fix {model_flag}"
+        )
 
 
 def _flag_role(role: str) -> str:

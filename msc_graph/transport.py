@@ -19,6 +19,7 @@ import json
 import random
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -54,15 +55,17 @@ class BadReply(ValueError):
 _sessions: dict[tuple[int, str, float], aiohttp.ClientSession] = {}
 
 
-def _loop_id() -> int:
+def loop_id() -> int:
+    """Which event loop is running (0 for none): HTTP pools and semaphores cannot cross loops."""
     try:
         return id(asyncio.get_running_loop())
     except RuntimeError:
         return 0
 
 
-def session_for(base_url: str, timeout_s: float, max_connections: int) -> aiohttp.ClientSession:
-    key = (_loop_id(), base_url, timeout_s)
+def session_for(origin: str, timeout_s: float, max_connections: int) -> aiohttp.ClientSession:
+    """One pooled session per server (scheme, host and port), timeout and event loop."""
+    key = (loop_id(), origin, timeout_s)
     session = _sessions.get(key)
     if session is None or session.closed:
         session = aiohttp.ClientSession(
@@ -76,14 +79,14 @@ def session_for(base_url: str, timeout_s: float, max_connections: int) -> aiohtt
 
 async def close_sessions() -> None:
     """Close this event loop's sessions (the runner calls it when a run ends)."""
-    current = _loop_id()
+    current = loop_id()
     for key in [k for k in _sessions if k[0] == current]:
         await _sessions.pop(key).close()
 
 
 def forget_other_loops() -> None:
     """Drop sessions of event loops that are gone (their sockets went with the loop)."""
-    current = _loop_id()
+    current = loop_id()
     for key in [k for k in _sessions if k[0] != current]:
         _sessions.pop(key, None)
 
@@ -135,7 +138,8 @@ async def post_json(
     max_connections: int = 256,
 ) -> dict:
     """POST ``body`` as JSON and return the decoded JSON answer, retrying what is worth retrying."""
-    session = session_for(url.rsplit("/", 2)[0], timeout_s, max_connections)
+    parts = urlsplit(url)
+    session = session_for(f"{parts.scheme}://{parts.netloc}", timeout_s, max_connections)
     headers = {"Authorization": f"Bearer {api_key}"}
     attempt = 0
     while True:

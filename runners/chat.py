@@ -24,19 +24,17 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from msc_graph.data import DatasetError, load_dataset_problems  # noqa: E402
 from msc_graph.data.profiles import UserProfile  # noqa: E402
-from msc_graph.graphs.context import SessionContext, set_api_keys  # noqa: E402
+from msc_graph.graphs.context import SessionContext, role_configs, set_api_keys  # noqa: E402
 from msc_graph.human import SessionAborted, TerminalPerson, run_with_person  # noqa: E402
 from msc_graph.local_backend import LocalBackendError  # noqa: E402
 from msc_graph.memory.nodes import in_store  # noqa: E402
 from msc_graph.memory.store import MemoryError_  # noqa: E402
 from msc_graph.results import RecordWriter, ResultsError, read_records  # noqa: E402
-from msc_graph.runner import SessionJob, build_record  # noqa: E402
+from msc_graph.runner import RunError, SessionJob, build_record, check_endpoint  # noqa: E402
 
 PERSON = "a person at the keyboard, with their own preferences"
 OWN_PREFERENCES = ["(the person's own preferences; not written down)"]
@@ -84,27 +82,15 @@ def make_context(args: argparse.Namespace, base_url: str, model: str, local: boo
     )
 
 
-class EndpointError(RuntimeError):
-    pass
-
-
-def check_endpoint(base_url: str, model: str) -> None:
-    """One clear line when the model server is not there or serves another model."""
-    try:
-        resp = httpx.get(f"{base_url}/models", timeout=10)
-        resp.raise_for_status()
-        served = {m.get("id") for m in resp.json().get("data", [])}
-    except (httpx.HTTPError, ValueError) as exc:
-        raise EndpointError(
-            f"{base_url} did not answer GET /models ({type(exc).__name__}); start a server "
-            "(python runners/serve.py --help) or use --backend local"
-        ) from None
-    if served and model not in served:
-        raise EndpointError(f"{base_url} does not serve {model!r} (it serves {', '.join(sorted(map(str, served)))}); fix --model")
-
-
 async def chat(args: argparse.Namespace, ctx: SessionContext, person: TerminalPerson) -> int:
     data = load_dataset_problems(args.dataset, args.eval_size, cache_dir=args.data_dir)
+    await check_endpoint(
+        ctx.agent_base_url,
+        {ctx.agent_model},
+        role_configs(ctx)["agent"].key_value(),
+        start_hint="start a server (python runners/serve.py --help) or use --backend local",
+        model_flag="--model",
+    )
     log = Path(args.home) / "sessions.jsonl"
     past = [r for r in read_records(log) if r["user_id"] == args.user_id] if log.exists() else []
     profile = UserProfile(i=args.user_id, persona=PERSON, preferences=OWN_PREFERENCES)
@@ -175,10 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                 server = stack.enter_context(local_server(args.local_model))
                 ctx = make_context(args, server.base_url, server.model, local=True)
             else:
-                check_endpoint(args.api_base, args.model)
                 ctx = make_context(args, args.api_base, args.model, local=False)
             return asyncio.run(chat(args, ctx, person))
-    except (DatasetError, ResultsError, MemoryError_, LocalBackendError, EndpointError) as exc:
+    except (DatasetError, ResultsError, MemoryError_, LocalBackendError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from msc_graph.graphs.context import MemorySessionContext, SessionContext, context_of
-from msc_graph.graphs.session import build_session_graph
+from msc_graph.graphs.session import graph as session_graph
 from msc_graph.memory.nodes import LEARNING_MODES
 from msc_graph.metrics import session_metrics
 
@@ -48,9 +48,6 @@ class UserRunState(UserRunInput, total=False):
     sessions: Annotated[list[dict], operator.add]
 
 
-_session_graph = build_session_graph().compile(name="session")
-
-
 async def run_session(state: UserRunState, runtime: Runtime[SessionContext]) -> dict:
     ctx = context_of(runtime)
     index = state.get("next_session", 0)
@@ -67,7 +64,7 @@ async def run_session(state: UserRunState, runtime: Runtime[SessionContext]) -> 
     learning = ctx.memory in LEARNING_MODES
     if learning and state.get("notes") is not None:
         inputs["notes"] = state["notes"]
-    result = await _session_graph.ainvoke(inputs, context=ctx)
+    result = await session_graph.ainvoke(inputs, context=ctx)
     summary = {
         "session_index": index,
         **session_metrics(result),
