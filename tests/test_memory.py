@@ -43,6 +43,24 @@ def test_replace_list_add_and_search(memory):
     assert memory.list(1) == [] and memory.search(1, "anything") == []
 
 
+def test_the_store_holds_only_the_current_notes_and_readers_ignore_older_leftovers(tmp_path):
+    client = make_client(path=tmp_path / "mem")
+    third = {"preference": "Give a confidence estimate.", "evidence": "s3", "how_to_satisfy": "Say how sure."}
+    writer = PreferenceMemory(client, namespace="t")
+    writer.replace(1, [BULLETS, POLITE, third], session_index=0)
+    writer.replace(1, [POLITE], session_index=1)
+    coll = client.get_collection(collection_name("t", 1))
+    assert coll.count() == 1  # the longer version's leftovers were removed
+    assert PreferenceMemory(client, namespace="t").list(1) == [POLITE]  # a fresh reader, from Chroma
+
+    # a crash between the write and the clean-up leaves documents of an older version behind
+    stale = {"user": "1", "session": 0, "version": 0, "kind": "preference", "position": 4, **BULLETS}
+    coll.upsert(ids=["u1-n4"], documents=["stale"], embeddings=writer._passage_vectors(["stale"]), metadatas=[stale])
+    assert PreferenceMemory(client, namespace="t").list(1) == [POLITE]
+    writer.replace(1, [], session_index=2)
+    assert PreferenceMemory(client, namespace="t").list(1) == [] and coll.count() == 1  # the empty marker
+
+
 def test_retrieval_ranks_bullets_above_politeness_for_a_list_request(memory):
     memory.replace(3, [POLITE, BULLETS])
     hits = memory.search(3, "please use a list", k=2)
@@ -123,13 +141,16 @@ def test_chroma_server_shared_by_two_processes(chroma_server):
 
 
 @pytest.mark.integration
-def test_memory_run_of_three_users_learns_and_retrieves(tmp_path, scripted_server):
+@pytest.mark.parametrize("placement", ["store process", "in process"])
+def test_memory_run_of_three_users_learns_and_retrieves(tmp_path, scripted_server, placement):
     out = tmp_path / "mem.jsonl"
     res = run_cli(
         "--experiment_type", "agent_with_memory", "--dataset", "demo", "--eval_size", "3", "--users", "3",
         *cli_args(scripted_server.url), "--output_file", str(out), "--no-progress",
+        *(["--memory-in-process"] if placement == "in process" else []),
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
+    assert (tmp_path / "mem.jsonl.memory" / "store-process.log").exists() == (placement == "store process")
     records = sorted(read_records(out), key=lambda r: (r["user_id"], r["session_index"]))
     assert len(records) == 9
     for r in records:

@@ -39,7 +39,9 @@ async def start(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     return update
 
 
-def after_user(state: SessionState, runtime: Runtime[SessionContext]) -> str:
+# The routers are coroutines: LangGraph runs a plain function in a worker thread, one thread hop
+# per routing decision.
+async def after_user(state: SessionState, runtime: Runtime[SessionContext]) -> str:
     ctx = context_of(runtime)
     if state.get("failure"):
         return END
@@ -52,7 +54,7 @@ def after_user(state: SessionState, runtime: Runtime[SessionContext]) -> str:
     return "respond"
 
 
-def after_agent(state: SessionState, runtime: Runtime[SessionContext]) -> str:
+async def after_agent(state: SessionState, runtime: Runtime[SessionContext]) -> str:
     ctx = context_of(runtime)
     if state.get("failure"):
         return END
@@ -61,7 +63,7 @@ def after_agent(state: SessionState, runtime: Runtime[SessionContext]) -> str:
     return "simulate_user"
 
 
-def after_judge(state: SessionState, runtime: Runtime[SessionContext]) -> str:
+async def after_judge(state: SessionState, runtime: Runtime[SessionContext]) -> str:
     """Reflect only on a session that finished: a failed session (judge included) leaves the notes as they were."""
     ctx = context_of(runtime)
     if ctx.memory in LEARNING_MODES and not state.get("failure"):

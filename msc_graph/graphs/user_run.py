@@ -83,7 +83,7 @@ async def run_session(state: UserRunState, runtime: Runtime[SessionContext]) -> 
     return update
 
 
-def after_session(state: UserRunState) -> str:
+async def after_session(state: UserRunState) -> str:
     return "run_session" if state.get("next_session", 0) < len(state.get("problems") or []) else END
 
 

