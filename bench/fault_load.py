@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from msc_graph.results import read_records  # noqa: E402
 
-# Runs batch.py's main in this child and reports its own peak RSS on the way out.
+# Runs batch.py's main in this child and reports its own peak RSS on the way out, and that of its
+# memory store process (if any).
 CHILD = (
     "import resource, runpy, sys\n"
     "sys.argv = ['runners/batch.py'] + sys.argv[1:]\n"
@@ -38,6 +39,9 @@ CHILD = (
     "except SystemExit as exc:\n"
     "    code = exc.code or 0\n"
     "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "from msc_graph.memory.store_process import wait_for_store_processes\n"
+    "wait_for_store_processes()\n"
+    "print('STORE_PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 
@@ -81,6 +85,7 @@ def main() -> None:
     if run.returncode != 0:
         sys.exit(f"runner failed ({run.returncode}):\n{run.stderr[-3000:]}")
     rss_kb = next(int(line.split()[1]) for line in run.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
+    store_kb = next(int(line.split()[1]) for line in run.stderr.splitlines() if line.startswith("STORE_PEAK_RSS_KB"))
     records = read_records(out)
     keys = Counter((r["user_id"], r["session_index"]) for r in records)
     expected = args.users * args.sessions
@@ -97,11 +102,14 @@ def main() -> None:
         "failed_sessions": sum(failures.values()),
         "failures_by_stage": dict(failures),
         "peak_rss_mb": round(rss_kb / 1024),
+        # (RUSAGE_CHILDREN: the largest child the runner reaped; only the store process matters here)
+        "store_process_peak_rss_mb": round(store_kb / 1024) if args.memory else None,
     }
     print(json.dumps(result, indent=2))
     print(
         f"| {result['setting']} | {args.users} x {args.sessions} | {args.fault_rate:.0%} | {result['completions']} | "
-        f"{result['faults_injected']} | {result['failed_sessions']} | {result['wall_s']} | {result['peak_rss_mb']} |"
+        f"{result['faults_injected']} | {result['failed_sessions']} | {result['wall_s']} | {result['peak_rss_mb']} | "
+        f"{result['store_process_peak_rss_mb'] or '-'} |"
     )
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), **result}, indent=2))

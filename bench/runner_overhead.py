@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from msc_graph.config import role_config  # noqa: E402
+from msc_graph.memory.store_process import wait_for_store_processes  # noqa: E402
 from msc_graph.runner import RunConfig, run_benchmark  # noqa: E402
 
 
@@ -73,7 +74,8 @@ async def one_setting(
     cpu0, t0, kids0 = time.process_time(), time.perf_counter(), _children_cpu()
     summary = await run_benchmark(cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    store_cpu = _children_cpu() - kids0  # the memory store process (started and reaped by the run)
+    wait_for_store_processes()  # the run does not wait for its store process to exit; this does
+    store_cpu = _children_cpu() - kids0  # the memory store process's CPU, once it has been reaped
     calls = sum(v["calls"] for r in summary.records for v in r["usage"].values())
     per_session = calls / len(summary.records)
     failures = sum(1 for r in summary.records if r["failure"])

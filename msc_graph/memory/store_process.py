@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -25,6 +26,7 @@ import queue
 import subprocess
 import sys
 import threading
+import weakref
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -130,6 +132,18 @@ def main() -> None:
 # --------------------------------------------------------------------------- the runner's side
 
 
+#: store processes started by this process that may not have exited yet
+_STARTED: weakref.WeakSet = weakref.WeakSet()
+
+
+def wait_for_store_processes(timeout: float = 60.0) -> None:
+    """Wait until every store process this process started has exited (and been reaped: its CPU
+    time then shows in ``resource.RUSAGE_CHILDREN``). Runs do not wait for that; benchmarks do."""
+    for sp in list(_STARTED):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            sp.proc.wait(timeout=timeout)
+
+
 class StoreProcess:
     """A running store process. ``call`` blocks until the reply; ``send`` queues a request whose
     reply nobody waits for (a write behind), and any error in it is kept in ``background_errors``.
@@ -155,6 +169,7 @@ class StoreProcess:
             start_new_session=True,  # Ctrl-C at the terminal stops the runner, which then closes this cleanly
         )
         log.close()  # (the child has its own)
+        _STARTED.add(self)
         self.ready: Future = Future()
         self.finished: Future = Future()  # every request answered (the child then exits)
         self._gone = False
