@@ -115,3 +115,60 @@ async def test_model_calls_stay_visible_to_listeners(scripted_server, monkeypatc
         assert message.content  # each reply whole, not token chunks
         seen[meta["langgraph_node"]] = seen.get(meta["langgraph_node"], 0) + 1
     assert seen.get("simulate_user") and seen.get("respond") and seen.get("judge"), seen
+
+
+class _EmbeddingsEndpoint:
+    """A real HTTP server on loopback whose /v1/embeddings answers with the statuses given, in turn."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.statuses, self.requests = list(statuses), 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server name
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests += 1
+                status = outer.statuses.pop(0) if outer.statuses else 200
+                body = {"data": [{"index": 0, "embedding": [1.0, 0.0]}]} if status == 200 else {"error": {"message": "no"}}
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                if status == 429:
+                    self.send_header("Retry-After", "0.1")
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_blocking_embedding_calls_retry_overload_with_backoff_and_stop_at_other_errors():
+    from msc_graph.memory.embeddings import OpenAICompatibleEmbedding
+
+    busy = _EmbeddingsEndpoint([503, 429])
+    try:
+        t0 = time.monotonic()
+        vectors = OpenAICompatibleEmbedding("e", busy.url)(["a note"])
+        assert busy.requests == 3 and list(vectors[0]) == [1.0, 0.0]
+        assert time.monotonic() - t0 >= 0.3  # waited: ~0.4-0.5 s after the 503, 0.1 s as the 429 asked
+    finally:
+        busy.close()
+    refused = _EmbeddingsEndpoint([401, 200])
+    try:
+        with pytest.raises(RuntimeError, match="HTTP 401"):
+            OpenAICompatibleEmbedding("e", refused.url)(["a note"])
+        assert refused.requests == 1  # not retried
+    finally:
+        refused.close()

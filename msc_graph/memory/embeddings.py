@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from typing import Any
 
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from msc_graph.transport import BadReply, EndpointError, post_json
+from msc_graph.transport import RETRY_STATUSES, BadReply, EndpointError, post_json, retry_delay
 
 _E5_LOCK = threading.RLock()
 _E5_MODEL: Any = None
@@ -118,22 +119,33 @@ class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
         return [np.asarray(d["embedding"], dtype=np.float32) for d in rows]
 
     def __call__(self, input: Documents) -> Embeddings:
+        """Blocking (worker threads, the store process): the same retry rules as ``aembed_passages``,
+        HTTP 408/409/429/5xx and connection errors retried with backoff, other errors at once."""
         key = os.environ.get("MSC_EMBEDDING_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         url = self._url()
-        last: Exception | None = None
-        for _ in range(3):
+        last = ""
+        for attempt in range(3):
+            headers = None
             try:
                 resp = self._http().post(
                     url,
                     json={"model": self.model, "input": list(input)},
                     headers={"Authorization": f"Bearer {key}"},
                 )
-                resp.raise_for_status()
-                data = sorted(resp.json()["data"], key=lambda d: d["index"])
-                return [np.asarray(d["embedding"], dtype=np.float32) for d in data]
-            except Exception as exc:  # noqa: BLE001 - retried, then raised with the endpoint named
-                last = exc
-        raise RuntimeError(f"embedding endpoint {url} failed: {type(last).__name__}") from None
+                if resp.status_code < 400:
+                    data = sorted(resp.json()["data"], key=lambda d: d["index"])
+                    return [np.asarray(d["embedding"], dtype=np.float32) for d in data]
+                last, headers = f"HTTP {resp.status_code}", resp.headers
+                if resp.status_code not in RETRY_STATUSES and resp.status_code < 500:
+                    break
+            except (KeyError, TypeError, ValueError) as exc:  # a body that is not an embeddings answer
+                last = f"{type(exc).__name__}: {exc}"[:200]
+                break
+            except Exception as exc:  # noqa: BLE001 - connection errors and timeouts: retried
+                last = type(exc).__name__
+            if attempt < 2:
+                time.sleep(retry_delay(attempt, headers))
+        raise RuntimeError(f"embedding endpoint {url} failed: {last}")
 
     @staticmethod
     def name() -> str:
