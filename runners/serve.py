@@ -111,6 +111,9 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
 def serve_local(args: argparse.Namespace) -> int:
     from msc_graph.local_backend import LocalBackendError, local_server
 
+    # "Ctrl-C to stop" holds however this was started: a shell that runs it in the background
+    # without job control starts it with SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with local_server(args.local_model, n_ctx=args.n_ctx) as server:
             print(f"local model {server.model} at {server.base_url}")
