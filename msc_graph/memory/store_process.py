@@ -156,19 +156,22 @@ class StoreProcess:
         Path(self.path).mkdir(parents=True, exist_ok=True)
         lock_fd = lock_for_child(self.path)  # MemoryError_ at once when another process has the folder
         self.log_path = Path(self.path) / "store-process.log"
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child's stderr, kept for diagnosis
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "msc_graph.memory.store_process", "--path", self.path],
-            env={**os.environ, OWNER_ENV: str(os.getpid()), LOCK_FD_ENV: str(lock_fd)},
-            pass_fds=(lock_fd,),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            bufsize=1,
-            start_new_session=True,  # Ctrl-C at the terminal stops the runner, which then closes this cleanly
-        )
-        log.close()  # (the child has its own)
+        try:
+            with open(self.log_path, "ab") as log:  # the child's stderr, kept for diagnosis (it has its own copy)
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "msc_graph.memory.store_process", "--path", self.path],
+                    env={**os.environ, OWNER_ENV: str(os.getpid()), LOCK_FD_ENV: str(lock_fd)},
+                    pass_fds=(lock_fd,),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                    bufsize=1,
+                    start_new_session=True,  # Ctrl-C at the terminal stops the runner, which then closes this
+                )
+        except OSError:
+            release_lock(self.path)  # no child holds it: the folder stays usable
+            raise
         _STARTED.add(self)
         self.ready: Future = Future()
         self.finished: Future = Future()  # every request answered (the child then exits)
@@ -259,10 +262,10 @@ class StoreProcess:
         except MemoryError_ as exc:
             self.background_errors.append(str(exc))
 
-    def close(self, timeout: float = 300.0, wait_for_exit: bool = False) -> None:
+    def close(self, timeout: float = 300.0) -> None:
         """Let the child answer every queued request. It then shuts Chroma down and exits on its own
-        (a few tenths of a second); ``wait_for_exit`` waits for that too. Until it has exited it
-        keeps the folder's lock, marked as closing: whoever opens the folder then waits for it."""
+        (a few tenths of a second; ``wait_for_store_processes`` waits for that). Until it has exited
+        it keeps the folder's lock, marked as closing: whoever opens the folder then waits for it."""
         with self._lock:
             if self._closed:
                 return
@@ -270,9 +273,7 @@ class StoreProcess:
         self._outbox.put(None)  # the sender closes the child's stdin after the last request
         try:
             self.finished.exception(timeout=timeout)  # (an exception here is reported by the reader)
-            if wait_for_exit:
-                self.proc.wait(timeout=timeout)
-        except (FutureTimeout, subprocess.TimeoutExpired):
+        except FutureTimeout:
             self.proc.kill()
             self.proc.wait()
         self._sender.join(timeout=5)
