@@ -23,10 +23,9 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from msc_graph.results import read_records
 
-from msc_graph.results import read_records  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # Runs batch.py's main in this child and reports its own peak RSS on the way out, and that of its
 # memory store process (if any).

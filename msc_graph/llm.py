@@ -1,18 +1,18 @@
 """The one way this project talks to models: langchain-openai's ``ChatOpenAI`` against an
 OpenAI-compatible endpoint, plus a helper that gets a validated JSON object out of a reply.
 
-- Every request has a timeout and bounded retries with backoff (the OpenAI client's own retry,
-  which honours ``Retry-After`` on 429/503).
+- Every request has a timeout and bounded retries with backoff (``msc_graph.transport``: one
+  retry policy, which honours ``Retry-After`` on 429/503).
 - At most ``max_inflight`` requests per endpoint are in flight from this process.
 - Structured output is enforced by the server where it can be (``json_schema``, or llama.cpp's
   ``json_object`` with a ``schema``); otherwise the keys are in the prompt and the reply is parsed
   tolerantly with json-repair. Every reply is validated by its pydantic schema and retried a
-  bounded number of times; a call that still fails returns its reason, it never raises into the graph.
+  bounded number of times; a call that still fails returns its reason and its class
+  (``msc_graph.outcomes``), it never raises into the graph.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -20,18 +20,19 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
 
-import httpx
-from httpx_aiohttp import HttpxAiohttpClient
 from json_repair import repair_json
 from langchain_core.messages import AIMessage
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers.context import _tracing_v2_is_enabled
-from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from msc_graph.clients import ChatOpenAICompatible, base_extra_body, chat_model, endpoint_semaphore
 from msc_graph.config import RoleConfig
+from msc_graph.counters import TRAFFIC
+from msc_graph.outcomes import FailureKind, kind_of_exception
 from msc_graph.prompts import JSON_CUT_OFF_HINT, JSON_RETRY_HINT
-from msc_graph.transport import BadReply, close_sessions, forget_other_loops, loop_id, post_json
+from msc_graph.schemas import encodable
+from msc_graph.transport import BadReply
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -75,10 +76,20 @@ class Usage:
         self.calls += 1
         self.latency_s += latency_s
         meta = getattr(msg, "usage_metadata", None) or {}
-        self.prompt_tokens += int(meta.get("input_tokens") or 0)
-        self.completion_tokens += int(meta.get("output_tokens") or 0)
+        prompt, completion = int(meta.get("input_tokens") or 0), int(meta.get("output_tokens") or 0)
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        TRAFFIC.prompt_tokens += prompt
+        TRAFFIC.completion_tokens += completion
         details = meta.get("input_token_details") or {}
         self.cached_prompt_tokens += int(details.get("cache_read") or 0)
+
+    def merge(self, other: Usage) -> None:
+        self.calls += other.calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cached_prompt_tokens += other.cached_prompt_tokens
+        self.latency_s += other.latency_s
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -108,134 +119,12 @@ class CallResult:
     raw: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+    #: The class of ``error``: infrastructure (the server), content (the replies), internal.
+    kind: FailureKind = "content"
 
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-# --------------------------------------------------------------------------- clients
-
-
-class ChatOpenAICompatible(ChatOpenAI):
-    """``ChatOpenAI`` with a lean path for plain chat completions against OpenAI-compatible servers.
-
-    The request payload and the result are built by ``ChatOpenAI`` itself; only the HTTP call
-    differs: the payload is posted as it is by :mod:`msc_graph.transport` (aiohttp, the OpenAI
-    SDK's retry rules) instead of through ``chat.completions.create``, which re-validates every
-    request field in Python and builds httpx requests. That cuts the client's CPU per call by more
-    than half at hundreds of requests in flight (``bench/README.md``). Streaming, the Responses API
-    and extra headers take ``ChatOpenAI``'s own path.
-    """
-
-    max_connections: int = 256
-
-    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
-        payload = self._get_request_payload(messages, stop=stop, **kwargs)
-        if (
-            payload.get("stream")
-            or "response_format" in payload
-            or self._use_responses_api(payload)
-            or any(k in payload for k in ("extra_headers", "extra_query"))
-        ):
-            return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        payload.pop("stream", None)
-        body = {**payload, **(payload.pop("extra_body", None) or {})}
-        key = self.openai_api_key
-        key = key.get_secret_value() if isinstance(key, SecretStr) else str(key or "EMPTY")
-        data = await post_json(
-            f"{self.openai_api_base}/chat/completions",
-            body,
-            api_key=key,
-            timeout_s=float(self.request_timeout or 600.0),  # type: ignore[arg-type]
-            max_retries=self.max_retries or 0,
-            max_connections=self.max_connections,
-        )
-        try:
-            return self._create_chat_result(data, {})
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise BadReply(f"the server's answer is not a chat completion: {str(data)[:120]!r}") from exc
-
-
-_clients: dict[tuple[int, RoleConfig], ChatOpenAI] = {}
-_http: dict[tuple[int, str, float], httpx.AsyncClient] = {}
-_semaphores: dict[tuple[int, str], asyncio.Semaphore] = {}
-
-
-def chat_model(cfg: RoleConfig) -> ChatOpenAI:
-    """A ``ChatOpenAI`` for ``cfg``, cached per event loop (HTTP pools cannot cross loops)."""
-    loop = loop_id()
-    key = (loop, cfg)
-    model = _clients.get(key)
-    if model is None:
-        http_key = (loop, cfg.base_url, cfg.timeout_s)
-        http = _http.get(http_key)
-        if http is None:
-            # aiohttp under httpx's interface: httpcore's pool costs O(connections) of CPU per
-            # request, which dominated the client's time at a few hundred requests in flight.
-            http = HttpxAiohttpClient(
-                timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
-                limits=httpx.Limits(max_connections=max(cfg.max_inflight, 16), max_keepalive_connections=cfg.max_inflight),
-            )
-            _http[http_key] = http
-        model = ChatOpenAICompatible(
-            model=cfg.model,
-            base_url=cfg.base_url,
-            api_key=cfg.key_value(),
-            temperature=cfg.temperature,
-            max_tokens=cfg.max_tokens,
-            timeout=cfg.timeout_s,
-            max_retries=cfg.max_retries,
-            http_async_client=http,
-            stream_usage=False,
-            extra_body=base_extra_body(cfg),
-            max_connections=max(cfg.max_inflight, 16),
-            # Listeners that stream (LangGraph's stream_mode="messages", Studio) get each reply
-            # whole, through the same request path, instead of a switch to server-sent events.
-            disable_streaming=True,
-        )
-        _clients[key] = model
-    return model
-
-
-def base_extra_body(cfg: RoleConfig) -> dict | None:
-    """Body fields sent as they are.
-
-    langchain-openai sends only ``max_completion_tokens``; llama.cpp and older servers read only
-    ``max_tokens``. Self-hosted servers get both (same value); OpenAI's own API gets one.
-    """
-    return None if "api.openai.com" in cfg.base_url else {"max_tokens": cfg.max_tokens}
-
-
-def endpoint_semaphore(cfg: RoleConfig) -> asyncio.Semaphore:
-    key = (loop_id(), cfg.base_url)
-    sem = _semaphores.get(key)
-    if sem is None:
-        sem = asyncio.Semaphore(cfg.max_inflight)
-        _semaphores[key] = sem
-    return sem
-
-
-def forget_loop_clients() -> None:
-    """Drop cached clients of event loops that are gone (tests run many loops)."""
-    current = loop_id()
-    for cache in (_clients, _http, _semaphores):
-        for key in [k for k in cache if k[0] != current]:
-            cache.pop(key, None)
-    forget_other_loops()
-
-
-async def close_loop_clients() -> None:
-    """Close the HTTP connections this event loop opened (end of a run)."""
-    await close_sessions()
-    current = loop_id()
-    for key in [k for k in _http if k[0] == current]:
-        await _http.pop(key).aclose()
-    for key in [k for k in _clients if k[0] == current]:
-        _clients.pop(key, None)
-
-
-# --------------------------------------------------------------------------- calls
 
 
 def _error_text(exc: BaseException) -> str:
@@ -285,18 +174,18 @@ async def call_text(cfg: RoleConfig, messages: list[dict]) -> CallResult:
         try:
             msg = await _invoke(cfg, messages, result.usage)
         except BadReply as exc:
-            result.error = f"{exc} (after {attempt + 1} attempt(s))"
+            result.error, result.kind = f"{exc} (after {attempt + 1} attempt(s))", "infrastructure"
             continue
         except Exception as exc:  # noqa: BLE001 - recorded, never raised into the graph
-            result.error = _error_text(exc)
+            result.error, result.kind = _error_text(exc), kind_of_exception(exc)
             return result
         raw = msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
         result.raw.append(raw)
-        text = strip_reasoning(raw)
+        text = encodable(strip_reasoning(raw))
         if text:
             result.value, result.error = text, None
             return result
-        result.error = f"empty reply after {attempt + 1} attempt(s)"
+        result.error, result.kind = f"empty reply after {attempt + 1} attempt(s)", "content"
     return result
 
 
@@ -318,7 +207,7 @@ def parse_json_reply(raw: str, schema: type[T]) -> T:
 
     Raises ``ValueError`` with a short reason when the reply cannot be used.
     """
-    text = strip_reasoning(raw)
+    text = encodable(strip_reasoning(raw))
     if not text:
         raise ValueError("empty reply")
     try:
@@ -357,14 +246,14 @@ async def call_json(cfg: RoleConfig, messages: list[dict], schema: type[T]) -> C
         try:
             msg = await _invoke(cfg, convo, result.usage, **extra)
         except BadReply as exc:
-            result.error = f"{exc} (after {attempt + 1} attempt(s))"
+            result.error, result.kind = f"{exc} (after {attempt + 1} attempt(s))", "infrastructure"
             continue
         except Exception as exc:  # noqa: BLE001
             if fmt is not None and cfg.structured == "auto" and _is_schema_refusal(exc):
                 _SCHEMA_REFUSED.add(cfg.base_url)
                 mode = "prompt"
                 continue
-            result.error = _error_text(exc)
+            result.error, result.kind = _error_text(exc), kind_of_exception(exc)
             return result
         raw = msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
         result.raw.append(raw)
@@ -375,10 +264,13 @@ async def call_json(cfg: RoleConfig, messages: list[dict], schema: type[T]) -> C
         except ValueError as exc:
             if (msg.response_metadata or {}).get("finish_reason") == "length":
                 # cut off mid-reply: showing the truncated text again only invites more of it
-                result.error = f"reply cut off at max_tokens ({cfg.max_tokens}) after {attempt + 1} attempt(s): {exc}"
+                result.error, result.kind = (
+                    f"reply cut off at max_tokens ({cfg.max_tokens}) after {attempt + 1} attempt(s): {exc}",
+                    "content",
+                )
                 convo = [*messages, {"role": "user", "content": JSON_CUT_OFF_HINT.format(keys=keys)}]
                 continue
-            result.error = f"unparseable reply after {attempt + 1} attempt(s): {exc}"
+            result.error, result.kind = f"unparseable reply after {attempt + 1} attempt(s): {exc}", "content"
             convo = [
                 *messages,
                 {"role": "assistant", "content": raw[:4000]},

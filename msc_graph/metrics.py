@@ -1,4 +1,4 @@
-"""Metrics: Task Success, User Effort and Length per session, and their aggregates with 95% CIs.
+"""Per-session metrics: Task Success, User Effort and Length, and which preferences were enforced.
 
 - ``task_success``: the judge's accuracy (0/1) for the final draft answer; ``None`` when the
   session failed before or during judging (such sessions are excluded from averages, and counted).
@@ -10,101 +10,30 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import numpy as np
+from msc_graph.schemas import coerce_bool
 
 
 def user_effort(turns: list[dict]) -> int:
-    return sum(1 for t in turns if t.get("role") == "user" and _truthy(t.get("enforce_preferences")))
+    """User turns that enforced a preference."""
+    return sum(1 for t in turns if t.get("role") == "user" and enforced(t))
 
 
-def _truthy(v) -> bool:
-    return v is True or (isinstance(v, str) and v.strip().lower() == "true")
+def enforced(turn: dict) -> bool:
+    """Whether a user turn enforced a preference (its ``enforce_preferences``, read as a boolean)."""
+    return coerce_bool(turn.get("enforce_preferences")) is True
 
 
-def session_metrics(state: dict) -> dict:
-    """The three metrics of one finished session state."""
+def session_metrics(state: dict, count_effort: Callable[[list[dict]], int] = user_effort) -> dict:
+    """The three metrics of one finished session state; ``count_effort`` is the protocol's count
+    (``msc_graph.protocols.effort_counter``)."""
     failed = bool(state.get("failure"))
     return {
         "task_success": None if failed else state.get("task_success"),
-        "user_effort": user_effort(state.get("turns") or []),
+        "user_effort": count_effort(state.get("turns") or []),
         "length": len(state.get("messages") or []),
     }
-
-
-@dataclass
-class Estimate:
-    mean: float | None
-    low: float | None
-    high: float | None
-    n: int
-
-    def fmt(self, scale: float = 1.0, digits: int = 2) -> str:
-        if self.mean is None:
-            return "n/a"
-        if self.low is None or self.high is None or self.n < 2:
-            return f"{self.mean * scale:.{digits}f}"
-        return f"{self.mean * scale:.{digits}f} [{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}]"
-
-    def as_dict(self) -> dict:
-        return {"mean": self.mean, "ci_low": self.low, "ci_high": self.high, "n": self.n}
-
-
-def bootstrap_ci(values: list[float], *, iterations: int = 2000, seed: int = 0, level: float = 0.95) -> Estimate:
-    """Mean with a percentile bootstrap confidence interval (seeded, so reports are reproducible)."""
-    n = len(values)
-    if n == 0:
-        return Estimate(None, None, None, 0)
-    data = np.asarray(values, dtype=float)
-    mean = float(data.mean())
-    if n == 1:
-        return Estimate(mean, None, None, 1)
-    rng = np.random.default_rng(seed)
-    means = np.empty(iterations)
-    chunk = max(1, 2_000_000 // n)  # bounded memory for large n
-    for start in range(0, iterations, chunk):
-        stop = min(iterations, start + chunk)
-        means[start:stop] = data[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
-    means.sort()
-    lo = float(means[int((1 - level) / 2 * iterations)])
-    hi = float(means[min(iterations - 1, int((1 + level) / 2 * iterations))])
-    return Estimate(mean, lo, hi, n)
-
-
-def aggregate(records: Iterable[dict]) -> dict:
-    """TS / UE / Len with CIs over completed sessions, and failure counts by stage."""
-    records = list(records)
-    ok = [r for r in records if not r.get("failure")]
-    failures: dict[str, int] = defaultdict(int)
-    for r in records:
-        if r.get("failure"):
-            failures[r["failure"].get("stage", "unknown")] += 1
-    return {
-        "sessions": len(records),
-        "completed": len(ok),
-        "task_success": bootstrap_ci([float(r["task_success"]) for r in ok if r.get("task_success") is not None]),
-        "user_effort": bootstrap_ci([float(r["user_effort"]) for r in ok]),
-        "length": bootstrap_ci([float(r["length"]) for r in ok]),
-        "failures": dict(failures),
-    }
-
-
-def aggregate_by_session_index(records: Iterable[dict]) -> dict[int, dict]:
-    groups: dict[int, list[dict]] = defaultdict(list)
-    for r in records:
-        groups[int(r["session_index"])].append(r)
-    return {k: aggregate(v) for k, v in sorted(groups.items())}
-
-
-def paired_bootstrap_diff(
-    a: dict[tuple, float], b: dict[tuple, float], *, iterations: int = 2000, seed: int = 0
-) -> Estimate:
-    """Mean of ``b - a`` over the keys both have, with a paired bootstrap CI."""
-    keys = sorted(set(a) & set(b))
-    return bootstrap_ci([b[k] - a[k] for k in keys], iterations=iterations, seed=seed)
 
 
 _VIOLATION = re.compile(
@@ -131,7 +60,7 @@ def enforced_preferences(record: dict) -> list[int]:
     n = len(record.get("preferences") or [])
     found: set[int] = set()
     for turn in record.get("turns") or []:
-        if turn.get("role") != "user" or not _truthy(turn.get("enforce_preferences")):
+        if turn.get("role") != "user" or not enforced(turn):
             continue
         for i in range(n):
             if preference_violated(turn.get(f"preference_{i + 1}_satisfied")):

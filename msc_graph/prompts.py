@@ -12,6 +12,19 @@ import json
 
 PROMPTS_VERSION = "2026-11-24.1"
 
+#: What the user puts in a message to end the session (the published signal).
+TERMINATION_SIGNAL = "TERMINATE"
+#: The agent's first message in every session (as published).
+OPENING_MESSAGE = "How can I help you?"
+#: The first words of each prompt that opens a request, so a scripted test server can tell the
+#: roles apart by importing them instead of copying text.
+ROLE_MARKS = {
+    "user": "You play a person",
+    "judge": "You grade answers",
+    "reflect": "keeps notes about one person",
+    "select": "decide which of its notes",
+}
+
 USER_SYSTEM = """\
 You play a person who is working on a problem together with an AI assistant. Stay in character for
 the whole conversation. The assistant cannot see the problem below: it only knows what you tell it.
@@ -180,7 +193,7 @@ def user_system_prompt(task_description: str, problem: str, persona: str, prefer
         problem=problem,
         persona=persona,
         preferences=format_numbered(preferences),
-        termination=json.dumps("TERMINATE"),
+        termination=json.dumps(TERMINATION_SIGNAL),
         preference_keys=keys,
     )
 

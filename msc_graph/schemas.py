@@ -6,13 +6,22 @@ Runaway replies are bounded by ``max_tokens`` instead (a truncated reply fails v
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field, create_model, field_validator
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
-def _coerce_bool(v: Any) -> Any:
+
+def encodable(text: Any) -> Any:
+    """``text`` with what UTF-8 cannot hold (lone surrogates, which broken tokenizers emit) replaced
+    by U+FFFD, so that servers, stores and files can encode it; other values as they are."""
+    return _SURROGATES.sub("\ufffd", text) if isinstance(text, str) else text
+
+
+def coerce_bool(v: Any) -> Any:
     """Models write booleans as strings now and then ("True", "yes"); accept those."""
     if isinstance(v, str):
         low = v.strip().lower()
@@ -27,11 +36,8 @@ class UserTurnBase(BaseModel):
     """The user simulator's reply; :func:`user_turn_model` adds the fields, checks first."""
 
     _coerce = field_validator("enforce_preferences", "should_terminate", mode="before", check_fields=False)(
-        _coerce_bool
+        coerce_bool
     )
-
-    def preference_checks(self) -> dict[str, str]:
-        return {k: v for k, v in self.model_dump().items() if k.startswith("preference_")}
 
 
 @lru_cache(maxsize=16)
@@ -70,7 +76,7 @@ class JudgeVerdict(BaseModel):
     @field_validator("accuracy", mode="before")
     @classmethod
     def _to_int(cls, v: Any) -> Any:
-        v = _coerce_bool(v)
+        v = coerce_bool(v)
         if isinstance(v, bool):
             return int(v)
         if isinstance(v, float) and v in (0.0, 1.0):
@@ -88,6 +94,8 @@ class Note(BaseModel):
         default="", description="When and how the user asked for it (session, words)."
     )
     how_to_satisfy: str = Field(default="", description="What to do in replies.")
+
+    _encodable = field_validator("preference", "evidence", "how_to_satisfy", mode="before")(encodable)
 
     def as_text(self) -> str:
         parts = [self.preference.strip()]

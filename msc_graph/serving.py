@@ -1,7 +1,7 @@
-"""Commands that start model servers: SGLang (the published setup), vLLM, and SGLang's router.
-
-Only command construction and process supervision live here; the engines themselves are SGLang,
-vLLM and sglang-router (the optional ``[serve]`` extra), never something home-made.
+"""The command lines that start model servers: SGLang (the published setup), vLLM, and SGLang's
+router. Only command construction lives here (``msc_graph.cli.serve`` starts and stops the
+processes); the engines themselves are SGLang, vLLM and sglang-router (the optional ``[serve]``
+extra), never something home-made.
 """
 
 from __future__ import annotations

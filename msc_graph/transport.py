@@ -23,6 +23,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from msc_graph.counters import TRAFFIC
+from msc_graph.outage import outages
+
 RETRY_STATUSES = frozenset({408, 409, 429})
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
@@ -118,6 +121,23 @@ def _retry_after(headers: Any) -> float | None:
         return None if parsed is None else email.utils.mktime_tz(parsed) - time.time()
 
 
+def is_retryable(status: int) -> bool:
+    """The one rule for statuses: overload, conflicts, timeouts and server errors are retried."""
+    return status in RETRY_STATUSES or status >= 500
+
+
+def _gave_up(failure: EndpointError, attempt: int) -> EndpointError:
+    attempts = f" (after {attempt + 1} attempt{'s' if attempt else ''})"
+    return type(failure)(str(failure) + attempts, failure.status_code)
+
+
+def _decoded(status_ok_raw: bytes, content_type: str) -> dict:
+    try:
+        return json.loads(status_ok_raw)
+    except ValueError:
+        raise BadReply(f"the server's answer is not JSON ({content_type}): {status_ok_raw[:120]!r}") from None
+
+
 def _error_message(status: int, raw: bytes) -> str:
     try:
         data = json.loads(raw)
@@ -137,32 +157,80 @@ async def post_json(
     max_retries: int,
     max_connections: int = 256,
 ) -> dict:
-    """POST ``body`` as JSON and return the decoded JSON answer, retrying what is worth retrying."""
+    """POST ``body`` as JSON and return the decoded JSON answer, retrying what is worth retrying.
+
+    A request that used its retries while the server fails every request waits for the server to
+    come back instead of failing (``msc_graph.outage``).
+    """
     parts = urlsplit(url)
-    session = session_for(f"{parts.scheme}://{parts.netloc}", timeout_s, max_connections)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    session = session_for(origin, timeout_s, max_connections)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    servers = outages()
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        retry_headers = None
+        await servers.wait_up(origin)
+        TRAFFIC.requests += 1
+        try:
+            async with session.post(url, json=body, headers=headers) as resp:
+                raw = await resp.read()
+                if resp.status < 300:
+                    servers.success(origin)
+                    return _decoded(raw, resp.headers.get("content-type", "?"))
+                failure: EndpointError = HTTPStatusError(_error_message(resp.status, raw), resp.status)
+                if not is_retryable(resp.status):
+                    servers.success(origin)  # it answered: the server is there
+                    raise failure
+                TRAFFIC.throttled += resp.status == 429
+                retry_headers = resp.headers
+        except TimeoutError:
+            failure = RequestTimeout(f"no answer within {timeout_s:g} s")
+        except aiohttp.ClientError as exc:
+            failure = ConnectionFailed(f"{type(exc).__name__}: {exc}"[:300])
+        if attempt >= max_retries:
+            if await servers.hold_if_outage(origin, started, models_url(url), headers):
+                attempt, started = 0, time.monotonic()
+                continue
+            raise _gave_up(failure, attempt)
+        TRAFFIC.retries += 1
+        await asyncio.sleep(retry_delay(attempt, retry_headers))
+        attempt += 1
+
+
+def models_url(url: str) -> str:
+    """The ``/models`` route beside a request's route (a probe that the server is there)."""
+    for route in ("/chat/completions", "/completions", "/embeddings"):
+        if url.endswith(route):
+            return url[: -len(route)] + "/models"
+    return url.rsplit("/", 1)[0] + "/models"
+
+
+def post_json_blocking(
+    client: Any, url: str, body: dict, *, api_key: str, timeout_s: float, max_retries: int
+) -> dict:
+    """:func:`post_json` for callers without an event loop (worker threads, the store process),
+    over an ``httpx.Client``: the same retry rule, waits and errors."""
+    import httpx
+
     headers = {"Authorization": f"Bearer {api_key}"}
     attempt = 0
     while True:
         retry_headers = None
         try:
-            async with session.post(url, json=body, headers=headers) as resp:
-                raw = await resp.read()
-                if resp.status < 300:
-                    try:
-                        return json.loads(raw)
-                    except ValueError:
-                        kind = resp.headers.get("content-type", "?")
-                        raise BadReply(f"the server's answer is not JSON ({kind}): {raw[:120]!r}") from None
-                failure: EndpointError = HTTPStatusError(_error_message(resp.status, raw), resp.status)
-                if resp.status not in RETRY_STATUSES and resp.status < 500:
-                    raise failure
-                retry_headers = resp.headers
-        except asyncio.TimeoutError:
+            resp = client.post(url, json=body, headers=headers, timeout=timeout_s)
+            if resp.status_code < 300:
+                return _decoded(resp.content, resp.headers.get("content-type", "?"))
+            failure: EndpointError = HTTPStatusError(_error_message(resp.status_code, resp.content), resp.status_code)
+            if not is_retryable(resp.status_code):
+                raise failure
+            retry_headers = resp.headers
+        except httpx.TimeoutException:
             failure = RequestTimeout(f"no answer within {timeout_s:g} s")
-        except aiohttp.ClientError as exc:
+        except httpx.TransportError as exc:
             failure = ConnectionFailed(f"{type(exc).__name__}: {exc}"[:300])
         if attempt >= max_retries:
-            attempts = f" (after {attempt + 1} attempt{'s' if attempt else ''})"
-            raise type(failure)(str(failure) + attempts, failure.status_code)
-        await asyncio.sleep(retry_delay(attempt, retry_headers))
+            raise _gave_up(failure, attempt)
+        time.sleep(retry_delay(attempt, retry_headers))
         attempt += 1

@@ -1,12 +1,9 @@
 #!/usr/bin/env python
-"""Run the MultiSessionCollab benchmark. See ``python runners/batch.py --help``."""
+"""`python runners/batch.py`: the same as the `msc-batch` command (see `--help`)."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from msc_graph.cli import main  # noqa: E402
+from msc_graph.cli.batch import main
 
 if __name__ == "__main__":
     sys.exit(main())

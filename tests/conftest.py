@@ -1,75 +1,12 @@
-"""Shared fixtures: the published data beside the repository, and loopback model servers."""
+"""Fixtures shared by the unit and integration tests (the helpers live in ``tests/helpers.py``)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("MSC_SHARED_DATA", REPO.parent / "shared" / "data" / "multisessioncollab"))
-DATASETS_DIR = SHARED / "datasets"
-PROFILES_FILE = SHARED / "user_profiles.json"
-
-
-def require_shared() -> None:
-    if not PROFILES_FILE.is_file():
-        pytest.skip(f"published data not found at {SHARED} (set MSC_SHARED_DATA)")
-
-
-@dataclass
-class Server:
-    url: str
-    model: str
-    process: subprocess.Popen
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
-def start_scripted_server(*args: str, model: str = "scripted", module: str = "scripted_server") -> Server:
-    """The scripted OpenAI-compatible server in its own process, on a free loopback port.
-
-    ``module="fault_server"`` starts the fault-injecting variant (same replies, plus faults).
-    """
-    proc = subprocess.Popen(
-        [sys.executable, "-m", f"msc_graph.testing.{module}", "--port", "0", "--model", model, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise RuntimeError(f"scripted server did not start: {line!r}")
-    url = f"http://127.0.0.1:{int(line.split()[1])}/v1"
-    if "--require-key" not in args:  # (the PORT line already means it listens)
-        wait_until_ok(f"{url}/models")
-    return Server(url, model, proc)
-
-
-def wait_until_ok(url: str, attempts: int = 100, pause: float = 0.1) -> None:
-    """Poll ``url`` until it answers 200 (a server the test just started)."""
-    for _ in range(attempts):
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(pause)
-    raise RuntimeError(f"{url} did not answer 200")
+from tests.helpers import Server, start_scripted_server
 
 
 @pytest.fixture
@@ -77,23 +14,3 @@ def scripted_server() -> Iterator[Server]:
     server = start_scripted_server()
     yield server
     server.stop()
-
-
-def cli_args(url: str, model: str = "scripted") -> list[str]:
-    """Endpoint flags pointing every role at one server, in the published spelling."""
-    out = []
-    for flag in ("user", "collaborator", "judge"):
-        out += [f"--{flag}_model_name", f"hosted_vllm/{model}", f"--{flag}_api_base", url, f"--{flag}_api_key", "EMPTY"]
-    return out
-
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(REPO / "runners" / "batch.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-        env=full_env,
-    )

@@ -9,12 +9,14 @@ seeded sample of N is a prefix of the sample of M > N.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -90,6 +92,7 @@ DATASETS: dict[str, DatasetSpec] = {
 ALIASES = {"math_hard": "math-hard", "math_500": "math-500", "math500": "math-500"}
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 _CACHE_RE = re.compile(r"^testset_size(\d+)_seed(\d+)\.json$")
+Split = Literal["test", "train"]
 
 
 def default_cache_dir() -> Path:
@@ -122,6 +125,13 @@ class LoadedDataset:
     problems: list[dict]
     task_description: str
     source: str
+    #: What keys results (``settings_hash``): the name of a registered dataset; for a file, its
+    #: name and a hash of its content, so two different files never share results.
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = self.name
 
     def __len__(self) -> int:
         return len(self.problems)
@@ -151,11 +161,20 @@ def load_problem_file(path: str | Path) -> list[dict]:
     return _validate(items, str(path))
 
 
-def find_cached(cache_dir: Path, spec: DatasetSpec, size: int, seed: int) -> Path | None:
-    """The smallest cached test sample with at least ``size`` items for this seed."""
+def cache_file_name(split: Split, size: int, seed: int) -> str:
+    return f"{split}set_size{size}_seed{seed}.json"
+
+
+def find_cached(cache_dir: Path, spec: DatasetSpec, size: int, seed: int, split: Split = "test") -> Path | None:
+    """The cached sample for this split, size and seed. A test request may be served by a larger
+    cached test sample (the seeded sample of N is a prefix of the sample of M > N); a train sample
+    depends on the size of the test sample it excludes, so only its own size serves it."""
     folder = cache_dir / spec.cache_dir
     if not folder.is_dir():
         return None
+    exact = folder / cache_file_name(split, size, seed)
+    if exact.is_file() or split == "train":
+        return exact if exact.is_file() else None
     best: tuple[int, Path] | None = None
     for entry in folder.iterdir():
         m = _CACHE_RE.match(entry.name)
@@ -164,27 +183,42 @@ def find_cached(cache_dir: Path, spec: DatasetSpec, size: int, seed: int) -> Pat
     return best[1] if best else None
 
 
-def _load_from_hub(spec: DatasetSpec, size: int, seed: int, cache_dir: Path) -> Path:
+def sample_rows(rows: list[dict], size: int) -> tuple[list[dict], list[dict]]:
+    """The published samples from an already shuffled split: the test sample is its first ``size``
+    items; the train sample is the first ``size`` items whose problem is not in the test sample."""
+    test = rows[:size]
+    seen = {r["problem"] for r in test}
+    train: list[dict] = []
+    for r in rows:
+        if len(train) >= size:
+            break
+        if r["problem"] not in seen:
+            train.append(r)
+    return test, train
+
+
+def _load_from_hub(spec: DatasetSpec, size: int, seed: int, cache_dir: Path, split: Split) -> Path:
     from datasets import load_dataset
 
     assert spec.hub_path is not None and spec.to_problem is not None
     args = (spec.hub_path, spec.hub_config) if spec.hub_config else (spec.hub_path,)
-    split = load_dataset(*args, split="test").shuffle(seed=seed)
-    test_rows = split.select(range(min(size, len(split))))
-    train_rows = split.select(range(len(test_rows), min(len(split), len(test_rows) + size)))
+    shuffled = load_dataset(*args, split="test").shuffle(seed=seed)
+    rows = [spec.to_problem(dict(r)) for r in shuffled]
+    test_rows, train_rows = sample_rows(rows, size)
     folder = cache_dir / spec.cache_dir
     folder.mkdir(parents=True, exist_ok=True)
-    for label, rows in (("testset", test_rows), ("trainset", train_rows)):
-        path = folder / f"{label}_size{size}_seed{seed}.json"
+    for label, chosen in (("test", test_rows), ("train", train_rows)):
+        path = folder / cache_file_name(label, size, seed)  # type: ignore[arg-type]
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps([spec.to_problem(dict(r)) for r in rows], indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps(chosen, indent=1), encoding="utf-8")
         tmp.replace(path)
-    return folder / f"testset_size{size}_seed{seed}.json"
+    return folder / cache_file_name(split, size, seed)
 
 
 def load_dataset_problems(
-    name: str, size: int, *, cache_dir: str | Path | None = None, seed: int = 42, allow_download: bool = True
-) -> LoadedDataset:
+    name: str, size: int, *, cache_dir: str | Path | None = None, seed: int = 42, allow_download: bool = True,
+    split: Split = "test",
+) -> LoadedDataset:  # fmt: skip
     """Load ``size`` problems of a benchmark dataset (from the cache, else the hub), a file, or ``demo``."""
     if size < 1:
         raise DatasetError(f"eval size must be at least 1, got {size}")
@@ -192,7 +226,11 @@ def load_dataset_problems(
         problems = load_problem_file(name)
         if size > len(problems):
             raise DatasetError(f"dataset file {name} has {len(problems)} problems, fewer than the {size} asked for")
-        return LoadedDataset(Path(name).stem, problems[:size], "You are trying to solve a problem.", str(Path(name).resolve()))
+        digest = hashlib.sha256(json.dumps(problems[:size], sort_keys=True).encode()).hexdigest()[:12]
+        return LoadedDataset(
+            Path(name).stem, problems[:size], "You are trying to solve a problem.", str(Path(name).resolve()),
+            key=f"{Path(name).stem}@{digest}",
+        )
     key = resolve_name(name)
     spec = DATASETS[key]
     if key == "demo":
@@ -201,25 +239,27 @@ def load_dataset_problems(
             raise DatasetError(f"the built-in demo dataset has {len(problems)} problems; ask for at most that many")
         return LoadedDataset(key, problems[:size], spec.task_description, "builtin:demo_problems.json")
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    path = find_cached(cache, spec, size, seed)
+    path = find_cached(cache, spec, size, seed, split)
     if path is None:
-        expected = cache / spec.cache_dir / f"testset_size{size}_seed{seed}.json"
+        expected = cache / spec.cache_dir / cache_file_name(split, size, seed)
+        larger = f" or a larger testset_size*_seed{seed}.json beside it" if split == "test" else ""
         if not allow_download:
             raise DatasetError(
-                f"dataset {key!r}: no cached sample of {size} problems (looked for {expected} or a larger "
-                f"testset_size*_seed{seed}.json beside it) and downloading is off; point --data-dir / "
-                "MSC_DATA_DIR at a cache that has it, or ask for fewer problems"
+                f"dataset {key!r}: no cached {split} sample of {size} problems (looked for {expected}{larger}) and "
+                "downloading is off; point --data-dir / MSC_DATA_DIR at a cache that has it, or ask for fewer problems"
             )
         try:
-            path = _load_from_hub(spec, size, seed, cache)
+            path = _load_from_hub(spec, size, seed, cache, split)
         except Exception as exc:  # noqa: BLE001 - any hub failure becomes one clear error
             raise DatasetError(
-                f"dataset {key!r}: nothing cached at {expected} (nor a larger sample) and the hub "
-                f"({spec.hub_path}) could not be reached ({type(exc).__name__}). Fix: run once where the "
-                "hub is reachable to fill the cache, or point --data-dir / MSC_DATA_DIR at a folder with "
-                f"{spec.cache_dir}/testset_size{{N}}_seed{seed}.json"
+                f"dataset {key!r}: nothing cached at {expected}{larger} and the hub ({spec.hub_path}) could not be "
+                f"reached ({type(exc).__name__}). Fix: run once where the hub is reachable to fill the cache, or "
+                f"point --data-dir / MSC_DATA_DIR at a folder with {spec.cache_dir}/{cache_file_name(split, size, seed)}"
             ) from None
-    items = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"dataset cache {path} is not valid UTF-8 JSON ({type(exc).__name__}); delete it to rebuild") from None
     if not isinstance(items, list) or len(items) < size:
         raise DatasetError(f"dataset cache {path} is malformed or too short; delete it to rebuild")
     return LoadedDataset(key, _validate(items[:size], str(path)), spec.task_description, str(path.resolve()))

@@ -14,7 +14,12 @@ def read_record_list(path: str | Path, *, what: str, fields: str, wrapper_key: s
     path = Path(path).expanduser()
     if not path.is_file():
         raise error(f"{what} {path} does not exist: {missing_hint}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 JSON") from None
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read ({exc.strerror}): {missing_hint}") from None
     if not text.strip():
         raise error(f"{what} {path} is empty: it must hold a list of {fields} records")
     try:

@@ -111,16 +111,4 @@ def load_profiles(path: str | Path) -> list[UserProfile]:
     return profiles
 
 
-def preference_key_of(profile: UserProfile, index: int) -> str:
-    """A stable short name for preference ``index`` of a user (our key, else the category + position)."""
-    if profile.preference_keys and index < len(profile.preference_keys):
-        return profile.preference_keys[index]
-    text = profile.preferences[index]
-    for pref in PREFERENCE_TYPES:  # built-in texts map back to their keys
-        if pref.text == text:
-            return pref.key
-    cat = profile.categories[index] if index < len(profile.categories) else "preference"
-    return f"{cat}:{text[:60]}"
-
-
 __all__ = ["BY_KEY", "ProfileError", "UserProfile", "builtin_profiles", "generate_profiles", "load_profiles"]

@@ -1,27 +1,25 @@
 """The agent node: the conversational agent under evaluation.
 
-The system prompt is the first message and does not change within a session (memory notes and
-oracle preferences are fixed at session start). Notes retrieved for a turn are attached to the
-user message they were retrieved for and stay there, so every later request shares the earlier
-prefix (what SGLang's prefix cache reuses).
+The system prompt is the first message and does not change within a session (what a memory design
+adds there is fixed at session start). Text a design recalls for a turn is attached to the user
+message it was recalled for and stays there, so every later request shares the earlier prefix
+(what SGLang's prefix cache reuses); a design may instead put it before the opening message,
+replaced every turn (the published design does).
 """
 
 from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from msc_graph.graphs.context import SessionContext, agent_replies_in_json, context_of, role_configs
-from msc_graph.graphs.state import SessionState, failure
+from msc_graph.config import SessionContext
+from msc_graph.graphs import published
+from msc_graph.graphs.context import agent_replies_in_json, context_of, role_configs
+from msc_graph.graphs.memory import design_for, session_info
+from msc_graph.graphs.state import SessionState
+from msc_graph.graphs.views import agent_view
 from msc_graph.llm import call_json, call_text
-from msc_graph.memory.notes import notes_as_text
-from msc_graph.prompts import (
-    AGENT_NOTES_BLOCK,
-    AGENT_ORACLE_BLOCK,
-    AGENT_SYSTEM_JSON,
-    AGENT_SYSTEM_TEXT,
-    RETRIEVED_NOTES_BLOCK,
-    format_numbered,
-)
+from msc_graph.outcomes import failure
+from msc_graph.prompts import AGENT_SYSTEM_JSON, AGENT_SYSTEM_TEXT
 from msc_graph.schemas import AgentReply
 
 #: Tokens kept free besides the reply, as a safety margin for the estimate.
@@ -54,35 +52,24 @@ def trim_to_budget(messages: list[dict], budget_tokens: int) -> list[dict]:
 
 
 def agent_system_prompt(ctx: SessionContext, state: SessionState) -> str:
-    json_mode = agent_replies_in_json(ctx)
-    base = AGENT_SYSTEM_JSON.format(max_tokens=ctx.agent_max_tokens) if json_mode else AGENT_SYSTEM_TEXT
-    if ctx.memory == "oracle":
-        return base + AGENT_ORACLE_BLOCK.format(preferences=format_numbered(state.get("preferences") or []))
-    if ctx.memory == "notes":
-        return base + AGENT_NOTES_BLOCK.format(notes=notes_as_text(state.get("notes_before") or []))
-    return base
-
-
-def agent_view(state: SessionState, system: str) -> list[dict]:
-    """The messages the agent model is sent, with retrieved notes on the user turns they belong to."""
-    by_turn = {r["user_turn"]: r["notes"] for r in state.get("retrieved") or [] if r.get("notes")}
-    out = [{"role": "system", "content": system}]
-    user_turn = 0
-    for msg in state["messages"]:
-        content = msg["content"]
-        if msg["role"] == "user":
-            user_turn += 1
-            if user_turn in by_turn:
-                content = content + RETRIEVED_NOTES_BLOCK.format(notes=notes_as_text(by_turn[user_turn]))
-        out.append({"role": msg["role"], "content": content})
-    return out
+    design, memory = design_for(ctx), state.get("notes_before")
+    if ctx.protocol == "published":
+        base = published.system_prompt(ctx, design.template_notes(memory))
+    elif agent_replies_in_json(ctx):
+        base = AGENT_SYSTEM_JSON.format(max_tokens=ctx.agent_max_tokens)
+    else:
+        base = AGENT_SYSTEM_TEXT
+    return base + design.system_block(memory, session_info(state))
 
 
 async def respond(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     ctx = context_of(runtime)
+    view = agent_view(state, agent_system_prompt(ctx, state))
+    if ctx.protocol == "published":
+        return await published.agent_turn(state, ctx, view)
     cfg = role_configs(ctx)["agent"]
     budget = ctx.agent_context_tokens - cfg.max_tokens - CONTEXT_MARGIN
-    messages = trim_to_budget(agent_view(state, agent_system_prompt(ctx, state)), max(budget, 256))
+    messages = trim_to_budget(view, max(budget, 256))
     if agent_replies_in_json(ctx):
         result = await call_json(cfg, messages, AgentReply)
         fields = result.value.model_dump() if result.ok else {}
@@ -96,7 +83,7 @@ async def respond(state: SessionState, runtime: Runtime[SessionContext]) -> dict
     if not result.ok:
         return {
             "usage": usage,
-            "failure": failure("agent", result.error or "no reply"),
+            "failure": failure("agent", result.error or "no reply", result.kind),
             "turns": [{"role": "agent", "turn": turn, "raw": result.raw, "error": result.error}],
             "ended_by": "failure",
         }

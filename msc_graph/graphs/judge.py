@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from msc_graph.graphs.context import SessionContext, context_of, role_configs
-from msc_graph.graphs.state import SessionState, failure
+from msc_graph.config import SessionContext
+from msc_graph.graphs import published
+from msc_graph.graphs.context import context_of, role_configs
+from msc_graph.graphs.state import SessionState
 from msc_graph.llm import call_json
+from msc_graph.outcomes import failure
 from msc_graph.prompts import JUDGE_PROMPT
 from msc_graph.schemas import JudgeVerdict
 
@@ -23,6 +26,8 @@ def final_draft_answer(state: SessionState) -> str:
 
 async def judge(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     ctx = context_of(runtime)
+    if ctx.protocol == "published":
+        return await published.judge_turn(state, ctx)
     cfg = role_configs(ctx)["judge"]
     draft = final_draft_answer(state)
     prompt = JUDGE_PROMPT.format(problem=state["problem"], solution=state["solution"], draft_answer=draft)
@@ -33,7 +38,7 @@ async def judge(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
         update.update(
             verdict={"raw": result.raw, "error": result.error},
             task_success=None,
-            failure=failure("judge", result.error or "no verdict"),
+            failure=failure("judge", result.error or "no verdict", result.kind),
         )
         return update
     verdict = result.value

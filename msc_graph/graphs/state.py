@@ -20,8 +20,8 @@ class SessionInput(TypedDict, total=False):
     task_description: str
     persona: str
     preferences: list[str]
-    #: Notes the agent starts with; when absent in a memory mode they are read from the store.
-    notes: list[dict]
+    #: Memory the agent starts with; when absent, a memory design reads it from the store.
+    notes: Any
 
 
 class SessionState(SessionInput, total=False):
@@ -29,8 +29,10 @@ class SessionState(SessionInput, total=False):
     messages: Annotated[list[dict], operator.add]
     #: One record per model turn: parsed fields, raw text, retrieved notes.
     turns: Annotated[list[dict], operator.add]
-    #: Notes shown to the agent with user message ``k`` (``{"user_turn": k, "notes": [...]}``).
+    #: What the memory design showed the agent with user message ``k`` (``{"user_turn": k, "notes": ...}``).
     retrieved: Annotated[list[dict], operator.add]
+    #: The text of each recall as the agent saw it (``{"user_turn", "text", "placement"}``); not recorded.
+    recall_text: Annotated[list[dict], operator.add]
     user_turns: int
     draft_answer: str
     terminated: bool
@@ -39,10 +41,7 @@ class SessionState(SessionInput, total=False):
     task_success: int | None
     usage: Annotated[dict, merge_usage]
     failure: dict | None
-    notes_before: list[dict]
-    notes_after: list[dict] | None
+    #: The memory the session started and ended with (designs that learn): any JSON value.
+    notes_before: Any
+    notes_after: Any
     reflection: dict | None
-
-
-def failure(stage: str, reason: str) -> dict[str, Any]:
-    return {"stage": stage, "reason": reason}

@@ -11,11 +11,11 @@ from the environment (see ``.env.example``).
 
 from __future__ import annotations
 
-from msc_graph.graphs.context import MemorySessionContext
+from msc_graph.graphs.context import MemorySessionContext, StudioContext
 from msc_graph.graphs.session import build_session_graph
-from msc_graph.graphs.session import graph as session
 from msc_graph.graphs.user_run import build_user_run_graph
 
+session = build_session_graph(StudioContext).compile(name="session")
 session_with_memory = build_session_graph(MemorySessionContext).compile(name="session_with_memory")
 user_run = build_user_run_graph(MemorySessionContext).compile(name="user_run")
 

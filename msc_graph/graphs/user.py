@@ -5,18 +5,15 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from msc_graph.config import TERMINATION_SIGNAL
-from msc_graph.graphs.context import SessionContext, context_of, role_configs
-from msc_graph.graphs.state import SessionState, failure
+from msc_graph.config import SessionContext
+from msc_graph.graphs import published
+from msc_graph.graphs.context import context_of, role_configs
+from msc_graph.graphs.state import SessionState
+from msc_graph.graphs.views import reversed_view
 from msc_graph.llm import call_json
-from msc_graph.prompts import user_system_prompt
+from msc_graph.outcomes import failure
+from msc_graph.prompts import TERMINATION_SIGNAL, user_system_prompt
 from msc_graph.schemas import user_turn_model
-
-
-def reversed_view(messages: list[dict]) -> list[dict]:
-    """The conversation as the simulator sees it: the agent speaks as ``user``, the user as ``assistant``."""
-    flip = {"assistant": "user", "user": "assistant"}
-    return [{"role": flip[m["role"]], "content": m["content"]} for m in messages]
 
 
 def is_termination(response: str, should_terminate: bool) -> bool:
@@ -27,6 +24,8 @@ async def simulate_user(state: SessionState, runtime: Runtime[SessionContext]) -
     ctx = context_of(runtime)
     if ctx.user_kind == "human":
         return human_turn(state)
+    if ctx.protocol == "published":
+        return await published.user_turn(state, ctx)
     cfg = role_configs(ctx)["user"]
     prefs = state.get("preferences") or []
     system = user_system_prompt(
@@ -39,7 +38,7 @@ async def simulate_user(state: SessionState, runtime: Runtime[SessionContext]) -
     if not result.ok:
         return {
             "usage": usage,
-            "failure": failure("user", result.error or "no reply"),
+            "failure": failure("user", result.error or "no reply", result.kind),
             "turns": [{"role": "user", "turn": turn_index, "raw": result.raw, "error": result.error}],
             "ended_by": "failure",
         }

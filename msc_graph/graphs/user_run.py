@@ -5,25 +5,27 @@ START -> run_session -> run_session -> ... -> END      (one step per problem)
 ```
 
 Each step runs the session graph as a subgraph for the next problem, with the same context, and
-keeps a short summary (metrics, failure, notes after). In a memory mode that learns, the notes a
-session ends with are handed to the next one, as the batch runner does; the reflection node also
-writes them to the user's store. A person in the user's seat (``user_kind="human"``) pauses the
+keeps a short summary (metrics, failure, notes after). With a memory design that learns, the
+memory a session ends with is handed to the next one, as the batch runner does; the learn node
+also writes it to the user's store. A person in the user's seat (``user_kind="human"``) pauses the
 subgraph with ``interrupt()``; resuming this graph resumes the session where it stopped.
 """
 
 from __future__ import annotations
 
 import operator
-from typing import Annotated
+from typing import Annotated, Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
-from msc_graph.graphs.context import MemorySessionContext, SessionContext, context_of
+from msc_graph.config import SessionContext
+from msc_graph.graphs.context import MemorySessionContext, context_of
+from msc_graph.graphs.memory import design_for
 from msc_graph.graphs.session import graph as session_graph
-from msc_graph.memory.nodes import LEARNING_MODES
 from msc_graph.metrics import session_metrics
+from msc_graph.protocols import effort_counter
 
 
 class Problem(TypedDict, total=False):
@@ -38,8 +40,8 @@ class UserRunInput(TypedDict, total=False):
     task_description: str
     #: The problems of this user's sessions, in order.
     problems: list[Problem]
-    #: Notes to start from; when absent, a memory mode reads them from the user's store.
-    notes: list[dict]
+    #: Memory to start from; when absent, a memory design reads it from the user's store.
+    notes: Any
 
 
 class UserRunState(UserRunInput, total=False):
@@ -61,13 +63,13 @@ async def run_session(state: UserRunState, runtime: Runtime[SessionContext]) -> 
         "persona": state.get("persona", ""),
         "preferences": state.get("preferences") or [],
     }
-    learning = ctx.memory in LEARNING_MODES
+    learning = design_for(ctx).learns
     if learning and state.get("notes") is not None:
         inputs["notes"] = state["notes"]
     result = await session_graph.ainvoke(inputs, context=ctx)
     summary = {
         "session_index": index,
-        **session_metrics(result),
+        **session_metrics(result, effort_counter(ctx.protocol)),
         "failure": result.get("failure"),
         "draft_answer": result.get("draft_answer"),
         "transcript": result.get("messages") or [],

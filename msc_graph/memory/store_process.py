@@ -3,9 +3,9 @@
 Chroma's embedded client holds Python's GIL for the whole of a write (about 8 ms of CPU each, and
 longer when writes queue behind each other), so inside the runner every note write stalls the event
 loop that drives all the other users' model calls. The runner therefore opens embedded memory
-through this module: a child process (``python -m msc_graph.memory.store_process --path DIR``)
-owns the Chroma folder and serves the store's methods over its stdin and stdout, one JSON line per
-request and per reply, one request at a time.
+through this module: a child process (``store_server.py``) owns the Chroma folder and serves the
+store's methods over its stdin and stdout, one JSON line per request and per reply, one request at
+a time.
 
 The runner never waits for it during a run (see ``ProcessMemory``): it keeps each user's current
 notes and vectors itself, and its writes are queued behind. It locks the folder itself before it
@@ -16,8 +16,7 @@ so it never outlives the runner by more than that, even when the runner was kill
 
 from __future__ import annotations
 
-import argparse
-import base64
+import asyncio
 import contextlib
 import itertools
 import json
@@ -34,103 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from msc_graph.memory.store import (
-    OWNER_ENV,
-    MemoryError_,
-    ScoredNote,
-    adopt_lock,
-    embed_text,
-    install_memory,
-    lock_for_child,
-    lock_held_here,
-    make_client,
-    open_memory,
-    release_lock,
-    uninstall_memory,
-)
+from msc_graph.memory.access import StoreLocator, install_store, uninstall_store
+from msc_graph.memory.lock import OWNER_ENV, MemoryError_, lock_for_child, lock_held_here, release_lock
+from msc_graph.memory.store import embed_text
+from msc_graph.memory.store_server import LOCK_FD_ENV, decode, encode
 from msc_graph.schemas import Note
-
-#: the environment variable that tells the child which inherited descriptor holds the folder's lock
-LOCK_FD_ENV = "MSC_STORE_LOCK_FD"
-
-#: the store methods a runner may call in the child
-METHODS = ("list", "notes_with_vectors", "replace", "replace_with_vectors", "search", "warm")
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        arr = np.ascontiguousarray(value, dtype=np.float32)
-        return {"__ndarray__": base64.b64encode(arr.tobytes()).decode(), "shape": list(arr.shape)}
-    if isinstance(value, ScoredNote):
-        return {"__scored__": value.note, "score": value.score}
-    if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    return value
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if "__ndarray__" in value:
-            return np.frombuffer(base64.b64decode(value["__ndarray__"]), dtype=np.float32).reshape(value["shape"])
-        if "__scored__" in value:
-            return ScoredNote(value["__scored__"], value["score"])
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
-
-
-# --------------------------------------------------------------------------- the child
-
-
-def serve(path: str, stdin: Any = None, stdout: Any = None) -> None:
-    """Open the folder, say so (``{"ready": true}``, or ``{"ready": false, "error": ...}`` and
-    return), then answer requests from ``stdin`` until it closes. Each request: ``{"id", "store",
-    "method", "args"}``; each reply: ``{"id", "result"}`` or ``{"id", "error": {"type", "message"}}``."""
-    stdin = stdin or sys.stdin
-    stdout = stdout or sys.stdout
-
-    def say(obj: dict) -> None:
-        stdout.write(json.dumps(obj) + "\n")
-        stdout.flush()
-
-    try:
-        if os.environ.get(LOCK_FD_ENV):
-            adopt_lock(path, int(os.environ[LOCK_FD_ENV]))
-        make_client(path=path)
-    except Exception as exc:  # noqa: BLE001 - the runner shows the reason and stops
-        say({"ready": False, "error": {"type": type(exc).__name__, "message": str(exc)}})
-        return
-    say({"ready": True})
-    for line in stdin:
-        if not line.strip():
-            continue
-        req = json.loads(line)
-        try:
-            if req["method"] not in METHODS:
-                raise ValueError(f"unknown store method {req['method']!r}")
-            mem = open_memory(path=path, **req["store"])
-            result = getattr(mem, req["method"])(*_decode(req.get("args") or []))
-            reply = {"id": req["id"], "result": _encode(result)}
-        except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller, named
-            reply = {"id": req["id"], "error": {"type": type(exc).__name__, "message": str(exc)}}
-        say(reply)
-    say({"bye": True})  # every request is answered; what is left is shutting Chroma down
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description="Serve one embedded Chroma memory folder to a runner over stdin/stdout.")
-    ap.add_argument("--path", required=True, help="the embedded Chroma folder")
-    args = ap.parse_args()
-    # replies go to the real stdout only; anything a library prints goes to stderr (the log)
-    out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    serve(args.path, sys.stdin, out)
-
-
-# --------------------------------------------------------------------------- the runner's side
-
 
 #: store processes started by this process that may not have exited yet
 _STARTED: weakref.WeakSet = weakref.WeakSet()
@@ -159,7 +66,7 @@ class StoreProcess:
         try:
             with open(self.log_path, "ab") as log:  # the child's stderr, kept for diagnosis (it has its own copy)
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "msc_graph.memory.store_process", "--path", self.path],
+                    [sys.executable, "-m", "msc_graph.memory.store_server", "--path", self.path],
                     env={**os.environ, OWNER_ENV: str(os.getpid()), LOCK_FD_ENV: str(lock_fd)},
                     pass_fds=(lock_fd,),
                     stdin=subprocess.PIPE,
@@ -222,7 +129,7 @@ class StoreProcess:
             elif error:
                 fut.set_exception(_as_error(error))
             else:
-                fut.set_result(_decode(reply["result"]))
+                fut.set_result(decode(reply["result"]))
         code = self.proc.wait()
         self._gone = True
         gone = MemoryError_(
@@ -246,7 +153,7 @@ class StoreProcess:
                 raise MemoryError_(f"the memory store process is not running; its log is {self.log_path}")
             rid = next(self._ids)
             self._pending[rid] = fut
-        self._outbox.put(json.dumps({"id": rid, "store": store, "method": method, "args": _encode(list(args))}) + "\n")
+        self._outbox.put(json.dumps({"id": rid, "store": store, "method": method, "args": encode(list(args))}) + "\n")
 
     def call(self, store: dict, method: str, *args: Any) -> Any:
         """Ask the child and wait for its answer (raises what it raised; ``MemoryError_`` for the
@@ -298,11 +205,15 @@ class ProcessMemory:
     failed are in ``background_errors`` (the runner reports them).
     """
 
-    def __init__(self, process: StoreProcess, namespace: str, embedding_model: str, embedding_api_base: str) -> None:
+    def __init__(self, process: StoreProcess, locator: StoreLocator) -> None:
         self.process = process
-        self.namespace = namespace
-        self.store_args: dict[str, Any] = {}
-        self._store = {"namespace": namespace, "embedding_model": embedding_model, "embedding_api_base": embedding_api_base}
+        self.locator = locator
+        self.namespace = locator.namespace
+        self._store = {
+            "namespace": locator.namespace,
+            "embedding_model": locator.embedding_model,
+            "embedding_api_base": locator.embedding_api_base,
+        }
         self._current: dict[str, tuple[list[dict], np.ndarray | None]] = {}
 
     @property
@@ -337,8 +248,14 @@ class ProcessMemory:
             held = self._current[str(user_id)] = (notes, vectors)
         return held
 
-    def search(self, user_id: int | str, query: str, k: int = 5, threshold: float = 0.0) -> list[ScoredNote]:
-        return self._call("search", user_id, query, k, threshold)
+    async def anotes(self, user_id: int | str, with_vectors: bool) -> tuple[list[dict], np.ndarray | None]:
+        """Held here after a user's first read (no thread hop); the first read asks the child."""
+        held = self.cached(user_id, with_vectors)
+        if held is not None:
+            return held
+        if with_vectors:
+            return await asyncio.to_thread(self.notes_with_vectors, user_id)
+        return await asyncio.to_thread(self.list, user_id), None
 
     # -- writes --------------------------------------------------------------------------
 
@@ -391,31 +308,25 @@ class ProcessMemory:
             self._current[str(user_id)] = (clean, vectors)
 
 
-def start_process_memory(
-    path: str | Path | None, url: str | None, namespace: str, embedding_model: str, embedding_api_base: str
-) -> ProcessMemory | None:
-    """Lock the embedded folder ``path``, start a store process for it, and make ``open_memory`` with
-    these arguments return its ``ProcessMemory`` in this process. Returns at once; ``ready`` says
-    when the child has the folder open. None when this process has the folder open already (its
-    own store is used then). Raises ``MemoryError_`` when another process has it."""
-    if url or not path:
-        raise ValueError("a store process serves an embedded folder; use open_memory for a Chroma server")
-    if lock_held_here(path):
+def start_process_memory(locator: StoreLocator) -> ProcessMemory | None:
+    """Lock the embedded folder of ``locator``, start a store process for it, and install its
+    ``ProcessMemory`` as this process's store for ``locator``. Returns at once; ``ready`` says when
+    the child has the folder open. None when this process has the folder open already (its own
+    store is used then). Raises ``MemoryError_`` when another process has it."""
+    if locator.url or not locator.path:
+        raise ValueError("a store process serves an embedded folder; a Chroma server is reached directly")
+    if lock_held_here(locator.path):
         return None
-    mem = ProcessMemory(StoreProcess(path), namespace, embedding_model, embedding_api_base)
-    mem.store_args = {"path": path, "namespace": namespace, "embedding_model": embedding_model,
-                      "embedding_api_base": embedding_api_base}  # fmt: skip
-    install_memory(mem, **mem.store_args)
+    mem = ProcessMemory(StoreProcess(locator.path), locator)
+    install_store(locator, mem)
     return mem
 
 
 def stop_process_memory(mem: ProcessMemory) -> list[str]:
-    """Forget the store in this process, let the child finish its writes, wait for it to exit, and
-    return the errors of writes that failed (none, normally)."""
-    uninstall_memory(**mem.store_args)
+    """Forget the store in this process and let the child finish its queued writes (it then exits
+    on its own; this does not wait for that). Returns the errors of writes that failed (none,
+    normally)."""
+    uninstall_store(mem.locator)
     mem.process.close()
     return list(mem.background_errors)
 
-
-if __name__ == "__main__":
-    main()

@@ -15,11 +15,15 @@ Each ``POST /v1/chat/completions`` draws at most one fault, at the configured ra
 ``wrong_type``  the JSON content with one value of the wrong type
 ``empty``       an empty completion
 ``endless``     a very long run of text cut at max tokens (``finish_reason`` length)
+``surrogate``   a valid reply whose text holds a lone surrogate (``\\ud83d``), as broken tokenizers emit
 =============== ==============================================================================
 
-``--fail-when TEXT`` answers 500 to every completion whose request contains TEXT (to fail one
-chosen session for good). ``GET /faults`` returns how many of each were injected. ``--require-key K`` answers 401 to any
-request without ``Authorization: Bearer K`` (for the secrets tests).
+``--fail-when TEXT`` answers every completion whose request contains TEXT with the fault
+``--fail-with`` (default 500; ``not_json`` makes it a content failure) to fail one chosen session
+for good. ``GET /faults`` returns how many of each were injected. ``POST /control/outage?seconds=S``
+starts an outage: for S seconds every request (``/models`` too) has its connection closed
+unanswered. ``--require-key K`` answers 401 to any request without ``Authorization: Bearer K``
+(for the secrets tests).
 
 Run: ``python -m msc_graph.testing.fault_server --port 0 --fault-rate 0.05`` prints ``PORT <n>``.
 """
@@ -31,6 +35,7 @@ import asyncio
 import json
 import random
 import sys
+import time
 from collections import Counter
 
 from msc_graph.testing.scripted_server import (
@@ -42,7 +47,7 @@ from msc_graph.testing.scripted_server import (
 
 FAULTS = (
     "500", "503", "429", "hang", "drop", "bad_body",
-    "not_json", "truncated", "missing_key", "wrong_type", "empty", "endless",
+    "not_json", "truncated", "missing_key", "wrong_type", "empty", "endless", "surrogate",
 )  # fmt: skip
 
 
@@ -69,6 +74,7 @@ class FaultServer(ScriptedServer):
         seed: int = 0,
         require_key: str | None = None,
         fail_when: tuple[str, ...] = (),
+        fail_with: str = "500",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -77,6 +83,8 @@ class FaultServer(ScriptedServer):
         self.retry_after_s = retry_after_s
         self.require_key = require_key
         self.fail_when = tuple(fail_when)
+        self.fail_with = fail_with
+        self.down_until = 0.0
         self.rng = random.Random(seed)
         self.injected: Counter[str] = Counter()
         self.completions = 0
@@ -98,11 +106,19 @@ class FaultServer(ScriptedServer):
             report = {"completions": self.completions, "injected": dict(self.injected)}
             await write_response(writer, 200, json.dumps(report).encode())
             return True
+        if method == "POST" and path_only == "/control/outage":
+            seconds = float(path.partition("seconds=")[2] or 0)
+            self.down_until = time.monotonic() + seconds
+            await write_response(writer, 200, json.dumps({"down_for_s": seconds}).encode())
+            return True
+        if time.monotonic() < self.down_until:
+            self.injected["outage"] += 1
+            return False  # the connection closes unanswered
         if not (method == "POST" and path_only.endswith("/chat/completions")):
             return await super().respond(writer, method, path, headers, body)
         self.completions += 1
         text = body.decode("utf-8", "replace")
-        fault = "500" if any(t in text for t in self.fail_when) else self.draw()
+        fault = self.fail_with if any(t in text for t in self.fail_when) else self.draw()
         if fault is None:
             return await super().respond(writer, method, path, headers, body)
         self.injected[fault] += 1
@@ -142,6 +158,13 @@ def spoil(content: str, fault: str) -> str:
         return ""
     if fault == "endless":
         return "and so on " * 2000
+    if fault == "surrogate":
+        try:
+            data = json.loads(content)
+            data["response"] = str(data.get("response", "")) + "\ud83d"
+            return json.dumps(data)
+        except (json.JSONDecodeError, TypeError, AttributeError):
+            return content + "\ud83d"
     try:
         data = json.loads(content)
     except json.JSONDecodeError:
@@ -167,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the fault draws (default 0)")
     ap.add_argument("--require-key", default=None, help="answer 401 unless this bearer key is sent")
     ap.add_argument("--fail-when", action="append", default=[], metavar="TEXT",
-                    help="answer 500 to every completion whose request contains TEXT (repeatable)")  # fmt: skip
+                    help="answer every completion whose request contains TEXT with --fail-with (repeatable)")
+    ap.add_argument("--fail-with", default="500", choices=FAULTS, help="the fault --fail-when injects (default 500)")  # fmt: skip
     args = ap.parse_args(argv)
     try:
         rates = parse_rates(args.fault, args.fault_rate)
@@ -175,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {exc}")
     server = FaultServer(
         rates, hang_s=args.hang_s, retry_after_s=args.retry_after_s, seed=args.seed, require_key=args.require_key,
-        fail_when=tuple(args.fail_when),
+        fail_when=tuple(args.fail_when), fail_with=args.fail_with,
         model=args.model, latency=args.latency, capacity=args.capacity, terminate_after=args.terminate_after,
     )  # fmt: skip
     serve_until_interrupted(server, args.host, args.port)

@@ -30,10 +30,12 @@ import re
 import sys
 import time
 
-USER_MARK = "You play a person"
-JUDGE_MARK = "You grade answers"
-REFLECT_MARK = "keeps notes about one person"
-SELECT_MARK = "decide which of its notes"
+from msc_graph.prompts import ROLE_MARKS, TERMINATION_SIGNAL
+
+USER_MARK = ROLE_MARKS["user"]
+JUDGE_MARK = ROLE_MARKS["judge"]
+REFLECT_MARK = ROLE_MARKS["reflect"]
+SELECT_MARK = ROLE_MARKS["select"]
 ENFORCE_TEXT = "Please use bullet points, as I asked."
 
 
@@ -79,7 +81,7 @@ class ScriptedServer:
             return json.dumps({"reasoning": "formatting applies", "relevant_notes": [1]})
         # the agent: bullet points once it knows the user wants them (asked, or told by its notes)
         last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        digest = hashlib.sha256(last_user.encode()).hexdigest()[:6]
+        digest = hashlib.sha256(last_user.encode("utf-8", "surrogatepass")).hexdigest()[:6]
         knows = any("bullet" in (m.get("content") or "").lower() for m in messages)
         if knows:
             text = f"- Here is a step towards the answer ({digest}).\n- Tell me what you think."
@@ -103,7 +105,7 @@ class ScriptedServer:
                     "draft_answer": "I don't know", "should_terminate": False, "response": ENFORCE_TEXT}
         if turn >= self.terminate_after:
             return {**checks, "enforce_preferences": False, "reasoning": "done",
-                    "draft_answer": f"FINAL: {turn}", "should_terminate": True, "response": "Thanks! TERMINATE"}
+                    "draft_answer": f"FINAL: {turn}", "should_terminate": True, "response": f"Thanks! {TERMINATION_SIGNAL}"}
         return {**checks, "enforce_preferences": False, "reasoning": "asking for help",
                 "draft_answer": "I don't know" if turn == 1 else f"partial {turn}",
                 "should_terminate": False, "response": f"I need help with a problem (turn {turn})."}

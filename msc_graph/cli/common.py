@@ -1,0 +1,130 @@
+"""What every command shares: exit codes, one-line flag errors with suggestions, flags that answer
+to both spellings, and signal handling that stops a run cleanly and says how it ended."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+#: Bad input, an unreachable endpoint, a refused output: nothing was written.
+EXIT_BAD_INPUT = 2
+#: The run finished but more sessions failed than ``--max-failure-rate`` allows.
+EXIT_TOO_MANY_FAILURES = 3
+#: A server stayed down past ``--outage-timeout``; finished sessions are saved, a rerun continues.
+EXIT_OUTAGE = 4
+#: The results file could not be written (disk full, say); finished sessions are saved.
+EXIT_OUTPUT_FAILED = 5
+#: Stopped by a signal: 128 + the signal's number (130 for Ctrl-C), as shells report it.
+SIGNAL_EXIT_BASE = 128
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Flag errors as one line (``error: ...``) and exit code 2, like every other bad input; an
+    unknown flag gets the closest known one as a suggestion."""
+
+    def error(self, message: str):  # type: ignore[override]
+        if message.startswith("unrecognized arguments"):
+            unknown = message.split(":", 1)[1].split()
+            flag = next((u.split("=")[0] for u in unknown if u.startswith("--")), None)
+            known = [o for a in self._actions for o in a.option_strings]
+            close = difflib.get_close_matches(flag, known, n=1) if flag else []
+            if close:
+                message += f"; did you mean {close[0]}?"
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def both_spellings(name: str) -> list[str]:
+    """``--eval-size`` and ``--eval_size``: every flag answers to both."""
+    dashed, underscored = name.replace("_", "-"), name.replace("-", "_").replace("__", "--", 1)
+    return list(dict.fromkeys([name, dashed, underscored]))
+
+
+def add_flag(group: Any, name: str, *aliases: str, **kwargs: Any) -> argparse.Action:
+    """Add ``name`` (shown in ``--help``) and its other spellings and ``aliases`` (accepted, not
+    shown). The shown flag carries the default; the hidden ones never overwrite it."""
+    shown = [name]
+    if not name.startswith("--") and aliases:  # a short flag: shown with its long name
+        shown, aliases = [name, aliases[0]], aliases[1:]
+    registered = group._option_string_actions  # shared by a parser and its groups
+    if shown[0] in registered:  # another spelling of a flag already there (``--user_api_base``)
+        return registered[shown[0]]
+    action = group.add_argument(*shown, **kwargs)
+    hidden = [
+        s for a in (*shown, *aliases) if a.startswith("--") for s in both_spellings(a)
+        if s not in shown and s not in registered
+    ]  # fmt: skip
+    if hidden:
+        extra = {k: v for k, v in kwargs.items() if k in ("action", "type", "choices", "nargs", "dest", "const")}
+        extra.setdefault("dest", action.dest)
+        group.add_argument(*dict.fromkeys(hidden), default=argparse.SUPPRESS, help=argparse.SUPPRESS, **extra)
+    return action
+
+
+class Stopped(Exception):
+    """The run was stopped by a signal (its name in ``args[0]``)."""
+
+
+def run_until_signal(main: Callable[[], Awaitable[T]]) -> tuple[T | None, str | None]:
+    """Run ``main()`` on a new event loop; SIGINT, SIGTERM and SIGHUP cancel it cleanly (a second
+    signal while it stops changes nothing). Returns (its result, None) or (None, the signal's name)."""
+    received: list[str] = []
+
+    async def runner() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_signal(sig: signal.Signals) -> None:
+            if not received:
+                received.append(sig.name)
+                print(f"\n{sig.name}: stopping; finished sessions are saved", file=sys.stderr, flush=True)
+                task.cancel()
+
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                pass
+        try:
+            return await main()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            if received:  # the loop is closing: a late signal must not print a traceback
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_IGN)
+
+    try:
+        result = asyncio.run(runner())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return None, received[0] if received else "SIGINT"
+    return result, (received[0] if received else None)
+
+
+def signal_exit_code(name: str) -> int:
+    return SIGNAL_EXIT_BASE + int(getattr(signal, name, signal.SIGINT))
+
+
+def read_results(paths: list[str]) -> list[dict] | None:
+    """The records of result files, or None after one error line (unreadable or empty)."""
+    from msc_graph.results.files import ResultsError, read_result_files
+
+    try:
+        records = read_result_files(paths)
+    except ResultsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    if not records:
+        print("error: the result files hold no sessions", file=sys.stderr)
+        return None
+    return records

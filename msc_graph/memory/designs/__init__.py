@@ -1,0 +1,1 @@
+"""One module per memory design; ``msc_graph.memory.registry`` lists them by name."""

@@ -1,0 +1,65 @@
+"""Merge the result files of sharded runs, reporting duplicates and missing sessions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from msc_graph.results.files import RecordWriter, manifest_path, read_records
+
+
+class MergeError(ValueError):
+    """The files cannot be merged; the message says which and why."""
+
+
+@dataclass
+class MergeResult:
+    records: list[dict]
+    duplicates: list[tuple[int, int]] = field(default_factory=list)
+    missing: list[tuple[int, int]] = field(default_factory=list)
+    expected: int | None = None
+
+
+def merge_files(paths: list[str | Path]) -> MergeResult:
+    records: list[dict] = []
+    hashes: set[str] = set()
+    expected: set[tuple[int, int]] = set()
+    have_manifests = True
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise MergeError(f"{path} does not exist")
+        recs = read_records(path)
+        records += recs
+        hashes |= {r.get("settings_hash") for r in recs}
+        man = manifest_path(path)
+        if man.is_file():
+            data = json.loads(man.read_text())
+            size = data["dataset"]["size"]
+            expected |= {(u, s) for u in data["profiles"]["users"] for s in range(size)}
+            hashes.add(data.get("settings_hash"))
+        else:
+            have_manifests = False
+    hashes.discard(None)
+    if len(hashes) > 1:
+        raise MergeError(f"the files were made with different settings ({', '.join(sorted(hashes))}); merge one setting at a time")
+    seen: dict[tuple[int, int], dict] = {}
+    duplicates = []
+    for r in records:
+        key = (r["user_id"], r["session_index"])
+        if key in seen:
+            duplicates.append(key)
+        else:
+            seen[key] = r
+    missing = sorted(expected - set(seen)) if have_manifests else []
+    merged = sorted(seen.values(), key=lambda r: (r["user_id"], r["session_index"]))
+    return MergeResult(merged, sorted(duplicates), missing, len(expected) if have_manifests else None)
+
+
+def write_merged(result: MergeResult, output: str | Path) -> None:
+    output = Path(output)
+    output.unlink(missing_ok=True)
+    with RecordWriter(output) as writer:
+        for r in result.records:
+            writer.write(r)

@@ -1,0 +1,1 @@
+"""A benchmark run in layers: plan, resume, preflight, output lock, store, session, writer, loop."""

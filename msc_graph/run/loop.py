@@ -1,0 +1,281 @@
+"""A benchmark run: plan, check, lock, resume, then drive every user's sessions.
+
+- One task per user, all scheduled at once; at most ``concurrency`` sessions in flight (a sliding
+  window: a finished session frees its slot at once).
+- A user whose memory design learns runs its sessions in order (session k needs the memory of
+  1..k-1) and stops at a session that failed for infrastructure (a rerun continues from it); the
+  sessions of other users run concurrently.
+- Each finished session is appended to the output as one JSON line at once, so a crash loses at
+  most the sessions in flight; rerunning the same command resumes (``resume.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from msc_graph.clients import close_loop_clients, forget_loop_clients
+from msc_graph.config import RunSettings
+from msc_graph.data import LoadedDataset, UserProfile, load_dataset_problems
+from msc_graph.graphs.context import set_api_keys
+from msc_graph.graphs.human import Ask, SessionAborted, TerminalPerson
+from msc_graph.graphs.memory import design_for
+from msc_graph.outage import OutageStop
+from msc_graph.outage import reset as reset_outages
+from msc_graph.protocols.published_source import load_published
+from msc_graph.results.files import ResultsError, manifest_path, read_records, repair_tail
+from msc_graph.results.stats import aggregate
+from msc_graph.run import plan
+from msc_graph.run.errors import RunError
+from msc_graph.run.manifest import Manifest
+from msc_graph.run.output import OutputLock, check_output_path
+from msc_graph.run.preflight import preflight
+from msc_graph.run.progress import Progress, banner
+from msc_graph.run.records import SessionJob, SessionRecord
+from msc_graph.run.resume import ResumePlan, check_compatible, plan_resume
+from msc_graph.run.session import SessionRunner
+from msc_graph.run.store import RunStore
+from msc_graph.run.writer import OutputFailed, SessionWriter
+from msc_graph.security import register_environment_secrets, register_secret
+
+
+@dataclass
+class RunSummary:
+    output_file: str
+    records: list[dict]
+    new_records: int
+    skipped: int
+    #: finished | interrupted | outage
+    ended: str = "finished"
+    wall_s: float = 0.0
+    aggregate: dict = field(default_factory=dict)
+    notice: str = ""
+
+    @property
+    def interrupted(self) -> bool:
+        return self.ended != "finished"
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.records if r.get("failure"))
+
+
+@dataclass
+class Prepared:
+    """A run that passed every check and has written nothing yet."""
+
+    settings: RunSettings
+    dataset: LoadedDataset
+    profiles: list[UserProfile]
+    profile_source: str
+    result_settings: dict
+    key_hash: str
+    jobs: dict[int, list[SessionJob]]
+    learns: bool
+    uses_store: bool
+    #: What the user simulator is told about the task (the published wording under its protocol).
+    task_description: str = ""
+
+    @property
+    def output(self) -> Path:
+        return Path(self.settings.output_file)
+
+
+async def prepare(settings: RunSettings) -> Prepared:
+    """Load and plan; raise ``RunError``/``DatasetError``/``ProfileError`` (one line) on bad input."""
+    check_output_path(settings.output_file)
+    dataset = load_dataset_problems(
+        settings.dataset, settings.eval_size, cache_dir=settings.data_dir, seed=settings.seed,
+        allow_download=not settings.offline, split=settings.split,
+    )  # fmt: skip
+    profiles, source = plan.select_profiles(settings)
+    payload, key_hash = plan.key_of(settings, dataset)
+    settings = settings.model_copy(update={"session": settings.session.model_copy(update={"memory_namespace": key_hash})})
+    design = design_for(settings.session)
+    task = dataset.task_description
+    if settings.session.protocol == "published":
+        task = load_published(settings.session.published_code).task_descriptions.get(dataset.name, task)
+    return Prepared(
+        settings, dataset, profiles, source, payload, key_hash, plan.plan_jobs(settings, profiles, dataset),
+        learns=design.learns, uses_store=design.uses_store, task_description=task,
+    )  # fmt: skip
+
+
+def existing_records(output: Path) -> list[dict]:
+    try:
+        return read_records(output, repair=False)
+    except ResultsError as exc:
+        raise RunError(str(exc)) from None
+
+
+async def run_benchmark(
+    settings: RunSettings, *, on_record: Callable[[dict], None] | None = None, person: Ask | None = None
+) -> RunSummary:
+    """Run (or resume) a benchmark. Raises ``RunError``/``DatasetError``/``ProfileError``/``MemoryError_``
+    before any work; nothing is written or deleted then.
+
+    With ``user_kind == "human"`` a person answers every user turn through ``person`` (default: a
+    :class:`~msc_graph.graphs.human.TerminalPerson` on this terminal), one session at a time.
+    """
+    t0 = time.time()
+    forget_loop_clients()
+    outage_state = reset_outages(settings.outage_timeout)
+    keys = {role: key.get_secret_value() for role, key in settings.api_keys.items()}
+    set_api_keys(keys)
+    for key in keys.values():
+        register_secret(key)
+    register_environment_secrets()
+    prep = await prepare(settings)
+    if not settings.skip_preflight:
+        await preflight(prep.settings.session)
+    with OutputLock(prep.output) as lock:
+        previous = [] if settings.overwrite else existing_records(prep.output)
+        check_compatible(previous, prep.key_hash, plan.profile_hashes(prep.profiles), str(prep.output))
+        resume = plan_resume(previous, prep.key_hash, prep.jobs, learns=prep.learns, retry_failed=settings.retry_failed)
+        store = RunStore(prep.settings.session, settings.memory_in_process) if prep.uses_store else None
+        if store is not None:
+            await store.open(list(prep.jobs))  # locks the memory folder: refused at once when in use
+        if settings.overwrite:  # every check passed and every lock is held: only now replace
+            for path in (prep.output, manifest_path(prep.output)):
+                path.unlink(missing_ok=True)
+        repair_tail(prep.output)  # cut a torn final line before appending
+        lock.keep_folders()
+        try:
+            summary = await drive(prep, resume, store, on_record, person)
+        finally:
+            outage_state.close()
+    summary.wall_s = time.time() - t0
+    return summary
+
+
+def start_banner(prep: Prepared, resume: ResumePlan) -> str:
+    s = prep.settings.session
+    users, sessions = len(prep.jobs), len(prep.dataset)
+    todo = sum(len(v) for v in resume.todo.values())
+    endpoints = {f"{role}": f"{getattr(s, f'{role}_model')} at {getattr(s, f'{role}_api_base')}" for role in ("user", "agent", "judge")}
+    retry = f", {resume.retried} failed to retry" if resume.retried else ""
+    rerun = f", {resume.rerun_after_retry} later memory sessions rerun after them" if resume.rerun_after_retry else ""
+    return banner([
+        ("run", f"{prep.settings.experiment_type} on {prep.dataset.name} ({prep.settings.split}, {sessions} problems), "
+                f"memory {s.memory}, protocol {s.protocol}"),
+        ("sessions", f"{users} users x {sessions} = {users * sessions}: {resume.skipped} done, {todo} to run{retry}{rerun}"),
+        *((k, v) for k, v in endpoints.items()),
+        ("output", str(prep.output)),
+    ])  # fmt: skip
+
+
+async def drive(
+    prep: Prepared, resume: ResumePlan, store: RunStore | None, on_record: Callable[[dict], None] | None,
+    person: Ask | None,
+) -> RunSummary:  # fmt: skip
+    settings, ctx = prep.settings, prep.settings.session
+    human = ctx.user_kind == "human"
+    manifest = Manifest(prep.output, settings, prep.key_hash, prep.result_settings, prep.dataset, prep.profile_source, list(prep.jobs))
+    manifest.write()
+    if settings.progress:
+        print(start_banner(prep, resume), file=sys.stderr, flush=True)
+    runner = SessionRunner(ctx, plan.record_setting(settings, prep.dataset, prep.key_hash), plan.profile_hashes(prep.profiles),
+                           prep.task_description, prep.learns, person,
+                           TerminalPerson() if human and person is None else None)  # fmt: skip
+    total = sum(len(v) for v in prep.jobs.values())
+    records = list(resume.done.values())
+    progress = Progress(
+        total, resume.skipped, settings.progress and not human, records,
+        remaining_per_user={u: len(js) for u, js in resume.todo.items()}, in_series=prep.learns,
+        concurrency=1 if human else settings.concurrency,
+    )  # fmt: skip
+    writer = SessionWriter(prep.output, runner, progress, records, on_record)
+    users = UserDriver(runner, writer, progress, 1 if human else settings.concurrency, prep.learns)
+    ended = "finished"
+    ticker = asyncio.ensure_future(progress.tick())
+    try:
+        await users.run_all(resume, store)
+    except (asyncio.CancelledError, SessionAborted):
+        ended = "interrupted"
+    except OutageStop as exc:
+        ended, writer.notice = "outage", str(exc)
+    except OutputFailed:
+        ended = "output error"
+    finally:
+        ticker.cancel()
+        writer.close()
+        progress.close()
+        with contextlib.suppress(Exception, asyncio.CancelledError):  # closing sockets must never hide the outcome
+            await close_loop_clients()
+        extra = {}
+        if store is not None and (errors := store.close()):
+            extra["memory_write_errors"] = errors[:20]
+        manifest.finish(ended, {"total": total, "done": len(records), "new": writer.new, "failed": sum(1 for r in records if r.get("failure"))}, **extra)
+    records.sort(key=lambda r: (r["user_id"], r["session_index"]))
+    return RunSummary(str(prep.output), records, writer.new, resume.skipped, ended, aggregate=aggregate(records), notice=writer.notice)
+
+
+class UserDriver:
+    """Runs each user's sessions: in order for memory users, concurrently otherwise."""
+
+    def __init__(self, runner: SessionRunner, writer: SessionWriter, progress: Progress, concurrency: int, learns: bool) -> None:
+        self.runner, self.writer, self.progress = runner, writer, progress
+        self.slots = asyncio.Semaphore(concurrency)
+        self.learns = learns
+
+    async def session(self, job: SessionJob, memory=None) -> SessionRecord:
+        from msc_graph.outage import outages
+
+        await outages().all_up()  # no new session while a server is down
+        async with self.slots:
+            self.progress.session_started()
+            record = await self.runner.run(job, memory)
+        return self.writer.emit(job, record)
+
+    async def user(self, uid: int, todo: list[SessionJob], memory) -> None:
+        if not self.learns:
+            await all_or_none(self.session(j) for j in todo)
+            return
+        for job in todo:
+            record = await self.session(job, memory)
+            if record.failure is not None and record.failure.kind == "infrastructure":
+                return  # later sessions would start from the wrong memory: a rerun continues here
+            if record.notes_after is not None:
+                memory = record.notes_after
+
+    async def run_all(self, resume: ResumePlan, store: RunStore | None) -> None:
+        design = design_for(self.runner.ctx)
+        # the records are the truth: each learning user's store gets the memory its last finished
+        # session ended with (a write only where it differs, e.g. after a crash took a write with it)
+        for uid, memory in resume.restore.items():
+            await design.restore(uid, memory)
+        await design.prepare(list(resume.todo))
+        users = asyncio.ensure_future(all_or_none(self.user(uid, todo, resume.restore.get(uid)) for uid, todo in resume.todo.items()))
+        ready = store.ready() if store is not None else None
+        if ready is None:
+            await users
+            return
+        # the store process opens the folder while the first sessions run; if it cannot, stop
+        try:
+            await asyncio.wait({users, ready}, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            users.cancel()
+            raise
+        if ready.done() and ready.exception() is not None:
+            users.cancel()
+            await asyncio.gather(users, return_exceptions=True)
+            raise ready.exception()  # type: ignore[misc]
+        await users
+
+
+async def all_or_none(coros) -> None:
+    """Run the coroutines concurrently; when one raises (or this is cancelled), cancel the rest and
+    wait for them before raising, so no session outlives the run."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -1,0 +1,146 @@
+"""What a running benchmark shows on stderr: a start banner, then one progress line.
+
+The line: sessions done / total, sessions in flight, running TS / UE / Len and failures, model
+requests with retries and HTTP 429s so far (throttling is visible, not a silent stall), completion
+tokens per second, and an ETA. It refreshes every second, so a slow backend shows activity before
+the first session ends. The ETA knows that a memory user's sessions run one after another: the run
+cannot end before its busiest user has run its remaining sessions in series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+
+from msc_graph.counters import TRAFFIC
+
+
+def banner(lines: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in lines)
+    return "\n".join(f"{k.rjust(width)}: {v}" for k, v in lines)
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class Progress:
+    """Running sums (O(1) per finished session) and a tqdm line that a ticker refreshes."""
+
+    def __init__(
+        self,
+        total: int,
+        initial: int,
+        enabled: bool,
+        records: list[dict],
+        *,
+        remaining_per_user: dict[int, int] | None = None,
+        in_series: bool = False,
+        concurrency: int = 1,
+    ) -> None:
+        self.total, self.done = total, initial
+        self.n = self.ts_n = self.failed = 0
+        self.ts = self.ue = self.length = 0.0
+        self.in_flight = 0
+        self.remaining = dict(remaining_per_user or {})
+        self.in_series = in_series
+        self.concurrency = concurrency
+        self.started_at = time.monotonic()
+        self.new = 0
+        self._traffic0 = (TRAFFIC.requests, TRAFFIC.retries, TRAFFIC.throttled, TRAFFIC.completion_tokens)
+        for r in records:
+            self._count(r)
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total, initial=initial, desc="sessions", unit="session", file=sys.stderr,
+                dynamic_ncols=True, bar_format="{desc}: {n_fmt}/{total_fmt} |{bar:12}| {postfix}",
+            )  # fmt: skip
+            self.refresh()
+
+    def _count(self, r: dict) -> None:
+        if r.get("failure"):
+            self.failed += 1
+            return
+        self.n += 1
+        self.ue += r["user_effort"]
+        self.length += r["length"]
+        if r.get("task_success") is not None:
+            self.ts_n += 1
+            self.ts += r["task_success"]
+
+    def session_started(self) -> None:
+        self.in_flight += 1
+
+    def update(self, record: dict) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        self.done += 1
+        self.new += 1
+        uid = record.get("user_id")
+        if uid in self.remaining:
+            self.remaining[uid] = max(0, self.remaining[uid] - 1)
+        self._count(record)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.refresh()
+
+    def eta_s(self) -> float | None:
+        """Seconds left: sessions left at the observed rate, but never less than the busiest memory
+        user's sessions left one after another."""
+        if not self.new:
+            return None
+        elapsed = time.monotonic() - self.started_at
+        left = self.total - self.done
+        by_rate = left * elapsed / self.new
+        if not self.in_series or not self.remaining:
+            return by_rate
+        per_session = elapsed * min(self.concurrency, max(1, self.in_flight or 1)) / self.new
+        return max(by_rate, max(self.remaining.values()) * per_session)
+
+    def line(self) -> dict:
+        requests, retries, throttled, tokens = (
+            TRAFFIC.requests - self._traffic0[0],
+            TRAFFIC.retries - self._traffic0[1],
+            TRAFFIC.throttled - self._traffic0[2],
+            TRAFFIC.completion_tokens - self._traffic0[3],
+        )
+        elapsed = max(1e-6, time.monotonic() - self.started_at)
+        return {
+            "in flight": self.in_flight,
+            "TS": f"{100 * self.ts / self.ts_n:.1f}%" if self.ts_n else "n/a",
+            "UE": f"{self.ue / self.n:.2f}" if self.n else "n/a",
+            "Len": f"{self.length / self.n:.1f}" if self.n else "n/a",
+            "failed": self.failed,
+            "requests": f"{requests} ({retries} retried, {throttled}x429)",
+            "tok/s": f"{tokens / elapsed:.0f}",
+            "ETA": format_eta(self.eta_s()),
+        }
+
+    def refresh(self) -> None:
+        if self.bar is None:
+            return
+        self.bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in self.line().items()), refresh=False)
+        self.bar.refresh()
+
+    async def tick(self, every_s: float = 1.0) -> None:
+        """Refresh the line every ``every_s`` seconds until cancelled."""
+        if self.bar is None:
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(every_s)
+                self.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.refresh()
+            self.bar.close()

@@ -1,0 +1,75 @@
+"""Writing each finished session at once: one line per record, whatever the record holds.
+
+A record that cannot be serialised becomes that session's failure record (stage ``internal``);
+a file that cannot be written at all (disk full, a removed folder) stops the run with one line:
+what finished is saved, and a rerun continues.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from msc_graph.outcomes import failure
+from msc_graph.results.files import RecordWriter
+from msc_graph.run.progress import Progress
+from msc_graph.run.records import SessionJob, SessionRecord, failed_record
+from msc_graph.run.session import SessionRunner
+
+
+class OutputFailed(Exception):
+    """The results file cannot be written: the run stops (finished sessions are on disk)."""
+
+
+class SessionWriter:
+    def __init__(
+        self, output: Path, runner: SessionRunner, progress: Progress, records: list[dict],
+        on_record: Callable[[dict], None] | None,
+    ) -> None:  # fmt: skip
+        self.file = RecordWriter(output)
+        self.output = output
+        self.runner = runner
+        self.progress = progress
+        self.records = records
+        self.on_record = on_record
+        self.new = 0
+        self.notice = ""
+        self.stopped_by: str | None = None
+
+    def emit(self, job: SessionJob, record: SessionRecord) -> SessionRecord:
+        try:
+            data = record.to_json_dict()
+            self.file.write(data)
+        except OSError as exc:
+            self._stop(exc)
+        except Exception as exc:  # noqa: BLE001 - this session's problem, not the run's
+            reason = f"the record could not be written: {type(exc).__name__}: {exc}"[:500]
+            setting = {k: getattr(record, k) for k in ("dataset", "experiment_type", "memory", "settings_hash",
+                                                       "profile_hash", "agent_model", "user_model")}  # fmt: skip
+            record = failed_record(job, setting, time.time(), failure("internal", reason, "internal"),
+                                   self.runner.memory, record.notes_before)  # fmt: skip
+            data = record.to_json_dict()
+            try:
+                self.file.write(data)
+            except OSError as exc2:
+                self._stop(exc2)
+        self.records.append(data)
+        self.new += 1
+        self.progress.update(data)
+        if self.on_record:
+            self.on_record(data)
+        return record
+
+    def _stop(self, exc: OSError) -> None:
+        self.stopped_by = "output error"
+        self.notice = (
+            f"cannot write to {self.output} ({exc.strerror or exc}); the run stopped. Finished sessions are saved: "
+            "fix it and rerun the same command to continue"
+        )
+        print(f"error: {self.notice}", file=sys.stderr, flush=True)
+        raise OutputFailed(self.notice)
+
+    def close(self) -> None:
+        self.file.close()

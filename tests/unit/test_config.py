@@ -1,0 +1,42 @@
+"""Settings defined once: the session context (also Studio's form), its aliases and its checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from msc_graph.config import LOCAL_BACKEND_OVERRIDES, RunSettings, SessionContext
+from msc_graph.graphs.context import ContextError, parse_context, role_configs
+
+
+def test_every_role_gets_the_one_transport_block():
+    ctx = SessionContext(timeout=12, max_retries=1, parse_retries=0, max_inflight_requests=9, structured="prompt")
+    for cfg in role_configs(ctx).values():
+        assert (cfg.timeout_s, cfg.max_retries, cfg.parse_retries, cfg.max_inflight, cfg.structured) == (12, 1, 0, 9, "prompt")
+    sampling = {r: (c.temperature, c.max_tokens) for r, c in role_configs(SessionContext()).items()}
+    assert sampling == {"user": (1.0, 1024), "agent": (1.0, 2048), "judge": (0.0, 1024)}  # the published sampling
+
+
+def test_old_context_names_still_read_and_unknown_keys_are_refused_by_name():
+    ctx = parse_context({"agent_base_url": "http://a:1", "chroma_path": "/m", "request_timeout_s": 5})
+    assert ctx.agent_api_base == "http://a:1/v1" and ctx.memory_dir == "/m" and ctx.timeout == 5
+    with pytest.raises(ContextError, match="unknown context key 'agent_modle'.*agent_model"):
+        parse_context({"agent_modle": "x"})
+    with pytest.raises(ContextError, match="max_turns"):
+        parse_context({"max_turns": 0})
+
+
+def test_model_names_lose_litellm_prefixes_and_endpoints_get_v1():
+    ctx = SessionContext(agent_model="hosted_vllm/meta-llama/Llama-3.3-70B-Instruct", user_api_base="http://h:8004/")
+    assert ctx.agent_model == "meta-llama/Llama-3.3-70B-Instruct" and ctx.user_api_base == "http://h:8004/v1"
+
+
+def test_the_local_backend_overrides_are_valid_context_fields():
+    ctx = SessionContext(**LOCAL_BACKEND_OVERRIDES)
+    assert ctx.structured == "json_object" and ctx.agent_context_tokens == 8192
+
+
+def test_the_manifest_view_of_settings_has_no_secrets_and_keeps_the_role_blocks():
+    s = RunSettings(session={"agent_model": "m"}, api_keys={"agent": "sk-secret-1"})
+    public = s.public_dict()
+    assert "sk-secret-1" not in str(public)
+    assert public["agent"]["model"] == "m" and public["agent"]["api_key_set"] is True

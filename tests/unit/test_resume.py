@@ -1,0 +1,73 @@
+"""Resume decisions: what is done, what runs again, what is refused, which memory is restored."""
+
+from __future__ import annotations
+
+import pytest
+
+from msc_graph.data import builtin_profiles
+from msc_graph.run.errors import RunError
+from msc_graph.run.records import SessionJob
+from msc_graph.run.resume import check_compatible, plan_resume
+
+H = "hash-a"
+USERS = builtin_profiles(2)
+
+
+def jobs(sessions: int = 3) -> dict[int, list[SessionJob]]:
+    return {p.i: [SessionJob(p, k, k, {"problem": f"p{k}", "solution": "s"}) for k in range(sessions)] for p in USERS}
+
+
+def rec(uid: int, k: int, *, kind: str | None = None, notes=None, h: str = H) -> dict:
+    r = {"user_id": uid, "session_index": k, "settings_hash": h, "notes_after": notes if notes is not None else [f"n{uid}.{k}"]}
+    r["failure"] = {"stage": "agent", "reason": "x", "kind": kind} if kind else None
+    return r
+
+
+def todo(plan) -> dict[int, list[int]]:
+    return {uid: [j.session_index for j in js] for uid, js in plan.todo.items()}
+
+
+def test_finished_sessions_are_skipped_and_the_rest_run():
+    records = [rec(0, 0), rec(0, 1), rec(1, 0)]
+    plan = plan_resume(records, H, jobs(), learns=False, retry_failed="infra")
+    assert todo(plan) == {0: [2], 1: [1, 2]} and plan.skipped == 3
+
+
+def test_infrastructure_failures_run_again_by_default_and_content_failures_stay():
+    records = [rec(0, 0, kind="infrastructure"), rec(0, 1, kind="content"), rec(0, 2), rec(1, 0, kind="internal")]
+    plan = plan_resume(records, H, jobs(), learns=False, retry_failed="infra")
+    assert todo(plan)[0] == [0] and plan.retried == 1
+    assert (0, 1) in plan.done and plan.done[(0, 1)]["failure"]["kind"] == "content"
+    assert todo(plan)[1] == [1, 2]  # the internal failure is final under "infra"
+    assert todo(plan_resume(records, H, jobs(), learns=False, retry_failed="all"))[0] == [0, 1]
+    assert 0 not in todo(plan_resume(records, H, jobs(), learns=False, retry_failed="none"))
+
+
+def test_the_last_record_of_a_session_counts():
+    records = [rec(0, 0, kind="infrastructure"), rec(0, 0)]  # failed, then rerun and finished
+    plan = plan_resume(records, H, jobs(1), learns=False, retry_failed="infra")
+    assert plan.done[(0, 0)]["failure"] is None and 0 not in plan.todo
+
+
+def test_a_memory_user_reruns_from_its_first_retried_session_with_the_memory_before_it():
+    records = [rec(0, 0, notes=["a"]), rec(0, 1, kind="infrastructure", notes=["a"]), rec(0, 2, notes=["c"])]
+    plan = plan_resume(records, H, jobs(), learns=True, retry_failed="infra")
+    assert todo(plan)[0] == [1, 2]  # session 2 ran with memory the rerun of session 1 replaces
+    assert plan.restore[0] == ["a"] and plan.rerun_after_retry == 1
+    assert (0, 0) in plan.done and (0, 2) not in plan.done
+
+
+def test_a_finished_memory_user_still_gets_its_last_memory_restored():
+    records = [rec(1, 0, notes=["x"]), rec(1, 1, notes=["y"]), rec(1, 2, notes=["z"])]
+    plan = plan_resume(records, H, {1: jobs()[1]}, learns=True, retry_failed="infra")
+    assert 1 not in plan.todo and plan.restore[1] == ["z"]
+    fresh = plan_resume([], H, {1: jobs()[1]}, learns=True, retry_failed="infra")
+    assert todo(fresh)[1] == [0, 1, 2] and fresh.restore[1] is None
+
+
+def test_other_settings_or_changed_profiles_are_refused():
+    with pytest.raises(RunError, match="different settings"):
+        check_compatible([rec(0, 0, h="other")], H, {0: "p"}, "out.jsonl")
+    with pytest.raises(RunError, match="profiles have changed"):
+        check_compatible([{**rec(0, 0), "profile_hash": "old"}], H, {0: "new"}, "out.jsonl")
+    check_compatible([{**rec(0, 0), "profile_hash": "p"}], H, {0: "p"}, "out.jsonl")

@@ -1,0 +1,33 @@
+"""Server command construction: SGLang, vLLM and sglang-router command lines."""
+
+from __future__ import annotations
+
+from msc_graph.serving import ServerSpec, batch_flags, replicas, router_command, sglang_command, vllm_command
+
+
+def test_sglang_command_has_the_published_flags_and_metrics():
+    cmd = sglang_command(ServerSpec("agent", "meta-llama/Llama-3.3-70B-Instruct", 8003, tp_size=4, mem_fraction=0.85), "py")
+    assert cmd[:3] == ["py", "-m", "sglang.launch_server"]
+    joined = " ".join(cmd)
+    for part in ("--model-path meta-llama/Llama-3.3-70B-Instruct", "--port 8003", "--tp-size 4", "--dp-size 1",
+                 "--enable-metrics", "--enable-cache-report", "--mem-fraction-static 0.85"):  # fmt: skip
+        assert part in joined
+
+
+def test_vllm_and_router_commands():
+    cmd = vllm_command(ServerSpec("a", "Qwen/Qwen2.5-7B-Instruct", 9000, tp_size=2, dp_size=2))
+    assert cmd[:3] == ["vllm", "serve", "Qwen/Qwen2.5-7B-Instruct"]
+    assert "--tensor-parallel-size" in cmd and cmd[cmd.index("--data-parallel-size") + 1] == "2"
+    reps = replicas(ServerSpec("agent", "m", 8003), 3, 8100)
+    assert [r.port for r in reps] == [8100, 8101, 8102]
+    router = router_command([r.url for r in reps], 8003, python="py")
+    assert router[:3] == ["py", "-m", "sglang_router.launch_router"]
+    assert router[router.index("--worker-urls") + 1 : router.index("--policy")] == [
+        "http://127.0.0.1:8100", "http://127.0.0.1:8101", "http://127.0.0.1:8102"
+    ]  # fmt: skip
+    assert router[router.index("--policy") + 1] == "cache_aware"
+
+
+def test_batch_flags_point_roles_at_the_servers():
+    flags = batch_flags("http://a:8004/v1", "http://b:8003/v1", "U", "A")
+    assert "--judge_api_base http://a:8004/v1" in flags and "--collaborator_api_base http://b:8003/v1" in flags
