@@ -32,6 +32,7 @@ from msc_graph.counters import TRAFFIC
 from msc_graph.outcomes import FailureKind, kind_of_exception
 from msc_graph.prompts import JSON_CUT_OFF_HINT, JSON_RETRY_HINT
 from msc_graph.schemas import encodable
+from msc_graph.security import redact
 from msc_graph.transport import BadReply
 
 T = TypeVar("T", bound=BaseModel)
@@ -128,8 +129,8 @@ class CallResult:
 
 
 def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text[:500]
+    """What a failed call records: the error, with keys and credentials an error body may echo hidden."""
+    return redact(f"{type(exc).__name__}: {exc}")[:500]
 
 
 def _is_schema_refusal(exc: BaseException) -> bool:
@@ -174,7 +175,7 @@ async def call_text(cfg: RoleConfig, messages: list[dict]) -> CallResult:
         try:
             msg = await _invoke(cfg, messages, result.usage)
         except BadReply as exc:
-            result.error, result.kind = f"{exc} (after {attempt + 1} attempt(s))", "infrastructure"
+            result.error, result.kind = redact(f"{exc} (after {attempt + 1} attempt(s))"), "infrastructure"
             continue
         except Exception as exc:  # noqa: BLE001 - recorded, never raised into the graph
             result.error, result.kind = _error_text(exc), kind_of_exception(exc)
@@ -246,7 +247,7 @@ async def call_json(cfg: RoleConfig, messages: list[dict], schema: type[T]) -> C
         try:
             msg = await _invoke(cfg, convo, result.usage, **extra)
         except BadReply as exc:
-            result.error, result.kind = f"{exc} (after {attempt + 1} attempt(s))", "infrastructure"
+            result.error, result.kind = redact(f"{exc} (after {attempt + 1} attempt(s))"), "infrastructure"
             continue
         except Exception as exc:  # noqa: BLE001
             if fmt is not None and cfg.structured == "auto" and _is_schema_refusal(exc):

@@ -2,8 +2,8 @@
 
 A request that has used all its retries on an infrastructure error (connection, timeout, HTTP
 5xx/429) asks :func:`hold_if_outage` before it gives up. When no request to that server has
-succeeded since this one started and the server does not answer a probe (``GET /models``) either,
-the server is *down*: every request to it waits before its next attempt (the sessions in flight
+succeeded during its last two attempts and the server does not answer a probe (``GET /models``)
+either, the server is *down*: every request to it waits before its next attempt (the sessions in flight
 are held, their retries are not spent), the runner starts no new session
 (:func:`all_up`), and one prober asks the server again with backoff. When it answers, everything
 carries on; a held request then gets a fresh set of retries. A server down for longer than the
@@ -54,6 +54,8 @@ class Outages:
 
     def __init__(self, timeout_s: float = DEFAULT_OUTAGE_TIMEOUT_S) -> None:
         self.timeout_s = timeout_s
+        #: Off until the run's sessions start: before that (preflight), a server that fails fails at once.
+        self.holding = False
         self.servers: dict[str, _Server] = {}
         self.events: list[str] = []
         self._any_up = asyncio.Event()
@@ -84,14 +86,16 @@ class Outages:
         if stopped:
             raise OutageStop(stopped)
 
-    async def hold_if_outage(self, origin: str, started: float, probe_url: str, headers: dict) -> bool:
+    async def hold_if_outage(self, origin: str, since: float, probe_url: str, headers: dict) -> bool:
         """True when the server was down and is up again (retry with fresh retries); False when the
         request should fail. Raises :class:`OutageStop` past the outage timeout."""
         srv = self.server(origin)
         if srv.stopped:
             raise OutageStop(srv.stopped)
+        if not self.holding:
+            return False
         if srv.up.is_set():
-            if srv.last_success >= started or await _answers(probe_url, headers):
+            if srv.last_success > since or await _answers(probe_url, headers):
                 return False
             self._mark_down(srv, probe_url, headers)
         await srv.up.wait()

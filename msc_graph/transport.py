@@ -167,12 +167,12 @@ async def post_json(
     session = session_for(origin, timeout_s, max_connections)
     headers = {"Authorization": f"Bearer {api_key}"}
     servers = outages()
-    started = time.monotonic()
-    attempt = 0
+    attempt, window = 0, time.monotonic()  # ``window``: since the attempt before the last one
     while True:
         retry_headers = None
         await servers.wait_up(origin)
         TRAFFIC.requests += 1
+        sent = time.monotonic()
         try:
             async with session.post(url, json=body, headers=headers) as resp:
                 raw = await resp.read()
@@ -190,10 +190,11 @@ async def post_json(
         except aiohttp.ClientError as exc:
             failure = ConnectionFailed(f"{type(exc).__name__}: {exc}"[:300])
         if attempt >= max_retries:
-            if await servers.hold_if_outage(origin, started, models_url(url), headers):
-                attempt, started = 0, time.monotonic()
+            if await servers.hold_if_outage(origin, window, models_url(url), headers):
+                attempt, window = 0, time.monotonic()
                 continue
             raise _gave_up(failure, attempt)
+        window = sent
         TRAFFIC.retries += 1
         await asyncio.sleep(retry_delay(attempt, retry_headers))
         attempt += 1

@@ -283,11 +283,11 @@ def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None =
 def run(settings: RunSettings, export: str | None) -> int:
     from msc_graph.results.export_published import check_export_target, export_published
     from msc_graph.results.summary import summary_text
-    from msc_graph.run.loop import run_benchmark
+    from msc_graph.run.loop import note_signal, run_benchmark
 
     if export:
         check_export_target(export, [settings.output_file])
-    summary, signal_name = run_until_signal(lambda: run_benchmark(settings))
+    summary, signal_name = run_until_signal(lambda: run_benchmark(settings), on_signal=note_signal)
     if summary is None:  # stopped before the run started
         print(f"{signal_name}: stopped before any session ran", file=sys.stderr)
         return signal_exit_code(signal_name or "SIGINT")

@@ -72,9 +72,12 @@ class Stopped(Exception):
     """The run was stopped by a signal (its name in ``args[0]``)."""
 
 
-def run_until_signal(main: Callable[[], Awaitable[T]]) -> tuple[T | None, str | None]:
+def run_until_signal(
+    main: Callable[[], Awaitable[T]], on_signal: Callable[[str], None] | None = None
+) -> tuple[T | None, str | None]:
     """Run ``main()`` on a new event loop; SIGINT, SIGTERM and SIGHUP cancel it cleanly (a second
-    signal while it stops changes nothing). Returns (its result, None) or (None, the signal's name)."""
+    signal while it stops changes nothing; ``on_signal`` hears the first one's name). Returns (its
+    result, the signal's name or None)."""
     received: list[str] = []
 
     async def runner() -> T:
@@ -82,16 +85,18 @@ def run_until_signal(main: Callable[[], Awaitable[T]]) -> tuple[T | None, str | 
         task = asyncio.current_task()
         assert task is not None
 
-        def on_signal(sig: signal.Signals) -> None:
+        def stop(sig: signal.Signals) -> None:
             if not received:
                 received.append(sig.name)
                 print(f"\n{sig.name}: stopping; finished sessions are saved", file=sys.stderr, flush=True)
+                if on_signal is not None:
+                    on_signal(sig.name)
                 task.cancel()
 
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             try:
-                loop.add_signal_handler(sig, on_signal, sig)
+                loop.add_signal_handler(sig, stop, sig)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
                 pass

@@ -118,7 +118,7 @@ class StoreProcess:
                 if reply["ready"]:
                     self.ready.set_result(True)
                 else:
-                    self.ready.set_exception(_as_error(reply["error"], f"cannot open the memory folder {self.path}: "))
+                    self.ready.set_exception(_as_error(reply["error"], f"cannot open the memory folder {self.path}: ", FOLDER_FIX))
                 continue
             with self._lock:
                 fut = self._pending.pop(reply["id"], None)
@@ -187,10 +187,17 @@ class StoreProcess:
         release_lock(self.path, still_held_by=None if self._gone else self.proc.pid)
 
 
-def _as_error(error: dict, prefix: str = "") -> Exception:
+#: What to do about a memory folder that cannot be opened.
+FOLDER_FIX = (
+    "; if it is damaged, move it aside (a rerun rebuilds every user's notes from the results file) or give "
+    "another --memory-dir"
+)
+
+
+def _as_error(error: dict, prefix: str = "", suffix: str = "") -> Exception:
     if error["type"] == "MemoryError_":
         return MemoryError_(prefix + error["message"])
-    return (MemoryError_ if prefix else RuntimeError)(f"{prefix}{error['type']}: {error['message']}")
+    return (MemoryError_ if prefix else RuntimeError)(f"{prefix}{error['type']}: {error['message']}{suffix}")
 
 
 class ProcessMemory:

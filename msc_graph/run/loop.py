@@ -43,6 +43,14 @@ from msc_graph.run.store import RunStore
 from msc_graph.run.writer import OutputFailed, SessionWriter
 from msc_graph.security import register_environment_secrets, register_secret
 
+#: The signal that stopped the running benchmark, for the manifest (the command line sets it).
+_STOPPED_BY: list[str] = []
+
+
+def note_signal(name: str) -> None:
+    """A signal is stopping the run: the manifest will say which."""
+    _STOPPED_BY[:] = [name]
+
 
 @dataclass
 class RunSummary:
@@ -97,13 +105,26 @@ async def prepare(settings: RunSettings) -> Prepared:
     payload, key_hash = plan.key_of(settings, dataset)
     settings = settings.model_copy(update={"session": settings.session.model_copy(update={"memory_namespace": key_hash})})
     design = design_for(settings.session)
+    check_local_paths(settings, design.uses_store)
     task = dataset.task_description
-    if settings.session.protocol == "published":
+    if settings.session.protocol == "published" and dataset.key == dataset.name:  # a published dataset
         task = load_published(settings.session.published_code).task_descriptions.get(dataset.name, task)
     return Prepared(
         settings, dataset, profiles, source, payload, key_hash, plan.plan_jobs(settings, profiles, dataset),
         learns=design.learns, uses_store=design.uses_store, task_description=task,
     )  # fmt: skip
+
+
+def check_local_paths(settings: RunSettings, uses_store: bool) -> None:
+    """Folders the run needs that are files, and a person asked for without a terminal."""
+    memory_dir = Path(settings.session.memory_dir)
+    if uses_store and not settings.session.chroma_url:
+        for path in (memory_dir, memory_dir / ".msc-lock"):
+            if path.exists() and (path.is_dir() != (path == memory_dir)):
+                raise RunError(f"{path} is in the way of the memory store (a {'file' if path.is_file() else 'folder'}); "
+                               "move it aside or give another --memory-dir")  # fmt: skip
+    if settings.session.user_kind == "human" and (sys.stdin is None or sys.stdin.closed):
+        raise RunError("--user-kind human needs a person at this terminal, but stdin is closed; run it in a terminal")
 
 
 def existing_records(output: Path) -> list[dict]:
@@ -123,6 +144,7 @@ async def run_benchmark(
     :class:`~msc_graph.graphs.human.TerminalPerson` on this terminal), one session at a time.
     """
     t0 = time.time()
+    _STOPPED_BY.clear()
     forget_loop_clients()
     outage_state = reset_outages(settings.outage_timeout)
     keys = {role: key.get_secret_value() for role, key in settings.api_keys.items()}
@@ -145,6 +167,7 @@ async def run_benchmark(
                 path.unlink(missing_ok=True)
         repair_tail(prep.output)  # cut a torn final line before appending
         lock.keep_folders()
+        outage_state.holding = True  # from now on a server that fails everything pauses the run
         try:
             summary = await drive(prep, resume, store, on_record, person)
         finally:
@@ -196,7 +219,7 @@ async def drive(
     try:
         await users.run_all(resume, store)
     except (asyncio.CancelledError, SessionAborted):
-        ended = "interrupted"
+        ended = f"interrupted ({_STOPPED_BY[0]})" if _STOPPED_BY else "interrupted"
     except OutageStop as exc:
         ended, writer.notice = "outage", str(exc)
     except OutputFailed:

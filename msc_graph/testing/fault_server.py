@@ -100,7 +100,8 @@ class FaultServer(ScriptedServer):
     async def respond(self, writer: asyncio.StreamWriter, method: str, path: str, headers: dict, body: bytes) -> bool:
         path_only = path.split("?", 1)[0]
         if self.require_key and headers.get("authorization") != f"Bearer {self.require_key}":
-            await write_response(writer, 401, json.dumps({"error": {"message": "invalid API key"}}).encode())
+            sent = headers.get("authorization", "")  # echoed, as some proxies do: clients must not log it
+            await write_response(writer, 401, json.dumps({"error": {"message": f"invalid API key ({sent})"}}).encode())
             return True
         if method == "GET" and path_only.rstrip("/") in ("/faults", "/v1/faults"):
             report = {"completions": self.completions, "injected": dict(self.injected)}

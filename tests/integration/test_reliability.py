@@ -223,7 +223,27 @@ BAD_INPUT = {
         lambda t: ["--dataset", "math-500", "--eval_size", "50", "--offline", "--data-dir", str(DATASETS_DIR)], "math-500"
     ),
     "missing cache offline": (lambda t: ["--dataset", "medqa", "--offline", "--data-dir", str(t / "no-cache")], "medqa"),
+    "profiles not UTF-8": (lambda t: ["--profiles", _binary(t / "p.json")], "not UTF-8"),
+    "dataset not UTF-8": (lambda t: ["--dataset", _binary(t / "d.json")], "not UTF-8"),
+    "embedding model without an endpoint": (lambda t: [*MEMORY, "--embedding-model", "foo"], "--embedding-api-base"),
+    "embeddings endpoint down": (
+        lambda t: [*MEMORY, "--embedding-model", "foo", "--embedding-api-base", "http://127.0.0.1:9/v1"], "cannot embed"
+    ),
+    "export over the results": (lambda t: ["--export-published", str(t / "out" / "r.jsonl")], "input of this command"),
+    "batch size and concurrency": (lambda t: ["--batch_size", "4", "--concurrency", "8"], "conflict"),
+    "memory folder is a file": (lambda t: [*MEMORY, "--memory-dir", _file(t / "m")], "in the way"),
+    "published code missing": (lambda t: ["--protocol", "published", "--published-code", str(t)], "--published-code"),
 }
+
+
+def _binary(path: Path) -> str:
+    path.write_bytes(b'[{"problem": "caf\xe9", "solution": "1"}]')
+    return str(path)
+
+
+def _file(path: Path) -> str:
+    path.write_text("")
+    return str(path)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
@@ -236,6 +256,15 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, tmp_path, scripted_s
     assert len(lines) == 1 and lines[0].startswith("error: "), (case, res.stderr)
     assert needle in lines[0], (case, lines[0])
     assert not out.parent.exists(), f"{case}: something was written"
+
+
+def test_a_person_without_a_terminal_is_one_line(tmp_path, scripted_server):
+    out = tmp_path / "out" / "r.jsonl"
+    res = subprocess.run([sys.executable, str(REPO / "runners" / "batch.py"), *batch_args(scripted_server, out, users=1, eval_size=1),
+                          "--user-kind", "human"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                         preexec_fn=lambda: __import__("os").close(0))  # fmt: skip
+    assert res.returncode == 2 and res.stderr.startswith("error: --user-kind human needs") and res.stderr.count("\n") == 1
+    assert not out.parent.exists()
 
 
 # --------------------------------------------------------------------------- secrets

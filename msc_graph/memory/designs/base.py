@@ -62,6 +62,11 @@ class RecallFailed(RuntimeError):
         self.infrastructure = infrastructure
 
 
+class LearnFailed(RecallFailed):
+    """Learning that failed because the server did: the session is kept, marked failed, and a rerun
+    runs it again (a design whose replies were unusable keeps its old memory instead)."""
+
+
 @dataclass
 class Recall:
     """What a design shows the agent before one turn."""

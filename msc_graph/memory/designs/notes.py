@@ -11,7 +11,7 @@ from typing import Any
 
 from msc_graph.llm import call_json
 from msc_graph.memory.access import astore_for
-from msc_graph.memory.designs.base import Learned, MemoryDesign, SessionInfo
+from msc_graph.memory.designs.base import Learned, LearnFailed, MemoryDesign, SessionInfo
 from msc_graph.memory.notes import notes_as_text
 from msc_graph.prompts import AGENT_NOTES_BLOCK, REFLECTION_PROMPT, transcript_text
 from msc_graph.schemas import ReflectionResult
@@ -35,7 +35,9 @@ class Reflecting(MemoryDesign):
         prompt = REFLECTION_PROMPT.format(notes=notes_as_text(before), conversation=transcript_text(messages))
         result = await call_json(self.settings.agent, [{"role": "user", "content": prompt}], ReflectionResult)
         usage = {"agent_reflect": result.usage.as_dict()}
-        if not result.ok:  # the old notes stay
+        if not result.ok and result.kind == "infrastructure":  # the server: a rerun learns again
+            raise LearnFailed(f"reflection: {result.error}", infrastructure=True)
+        if not result.ok:  # replies that stayed unusable: the old notes stay
             return Learned(before, usage, {"error": result.error, "raw": result.raw})
         notes = [n.model_dump() for n in result.value.notes if n.preference.strip()]
         if session.from_store:  # the store is the memory: replace the user's notes atomically

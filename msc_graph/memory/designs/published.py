@@ -23,7 +23,14 @@ from typing import Any
 from msc_graph.config import agent_replies_in_json
 from msc_graph.llm import call_text
 from msc_graph.memory.access import astore_for
-from msc_graph.memory.designs.base import Learned, MemoryDesign, Recall, RecallFailed, SessionInfo
+from msc_graph.memory.designs.base import (
+    Learned,
+    LearnFailed,
+    MemoryDesign,
+    Recall,
+    RecallFailed,
+    SessionInfo,
+)
 from msc_graph.protocols import published as rules
 from msc_graph.protocols.published_source import load_published
 
@@ -82,11 +89,13 @@ class PublishedNotes(MemoryDesign):
             got = await rules.reply_with_keys(self.settings.agent, request, rules.NOTES_KEYS)
             after = None if got.error else got.value["agent_notes"]
             reasoning = None if got.error else got.value.get("user_preferences_reasoning")
-            usage, error, raw = got.usage, got.error, got.raw
+            usage, error, raw, kind = got.usage, got.error, got.raw, got.kind
         else:
             result = await call_text(self.settings.agent, request)
-            after, reasoning, usage, error, raw = result.value, None, result.usage, result.error, result.raw
+            after, reasoning, usage, error, raw, kind = result.value, None, result.usage, result.error, result.raw, result.kind
         used = {"agent_reflect": usage.as_dict()}
+        if error is not None and kind == "infrastructure":
+            raise LearnFailed(f"notes update: {error}", infrastructure=True)
         if error is not None:  # the previous document stays (the published code would lose it)
             return Learned(before, used, {"error": error, "raw": raw})
         document = after if isinstance(after, str) else ("" if not after else str(after))
