@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -18,15 +20,47 @@ class ServerSpec:
     name: str
     model_path: str
     port: int
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     tp_size: int = 1
     dp_size: int = 1
     mem_fraction: float | None = None
+    #: The GPUs this server may use (its CUDA_VISIBLE_DEVICES); empty: whatever the process sees.
+    gpus: tuple[int, ...] = field(default_factory=tuple)
+    #: Requests must carry this key (``Authorization: Bearer KEY``); empty: none required.
+    api_key: str = ""
+
+    @property
+    def gpus_needed(self) -> int:
+        return self.tp_size * self.dp_size
 
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}/v1"
+
+    def env(self) -> dict[str, str]:
+        """What the server's process gets in its environment: the GPUs it may use."""
+        return {"CUDA_VISIBLE_DEVICES": ",".join(map(str, self.gpus))} if self.gpus else {}
+
+
+class ServingError(ValueError):
+    """The servers asked for do not fit; the message says what to change."""
+
+
+def assign_gpus(specs: list[ServerSpec], gpus: list[int]) -> list[ServerSpec]:
+    """Give each server its own GPUs, in order: ``tp x dp`` each, never shared between servers.
+    With no GPUs known (a machine without them, planning a run elsewhere), 0..N-1 are assumed."""
+    needed = sum(s.gpus_needed for s in specs)
+    gpus = gpus or list(range(needed))
+    if needed > len(gpus):
+        plan = " + ".join(f"{s.name} {s.gpus_needed}" for s in specs)
+        raise ServingError(f"the servers need {needed} GPUs ({plan}) but {len(gpus)} are available ({gpus}); "
+                           "lower --tp-size/--dp-size/--replicas or give more with --gpus")  # fmt: skip
+    out, start = [], 0
+    for spec in specs:
+        out.append(replace(spec, gpus=tuple(gpus[start : start + spec.gpus_needed])))
+        start += spec.gpus_needed
+    return out
 
 
 def sglang_command(spec: ServerSpec, python: str = sys.executable) -> list[str]:
@@ -42,6 +76,8 @@ def sglang_command(spec: ServerSpec, python: str = sys.executable) -> list[str]:
     ]  # fmt: skip
     if spec.mem_fraction is not None:
         cmd += ["--mem-fraction-static", str(spec.mem_fraction)]
+    if spec.api_key:
+        cmd += ["--api-key", spec.api_key]
     return cmd
 
 
@@ -56,22 +92,24 @@ def vllm_command(spec: ServerSpec) -> list[str]:
     ]  # fmt: skip
     if spec.mem_fraction is not None:
         cmd += ["--gpu-memory-utilization", str(spec.mem_fraction)]
+    if spec.api_key:
+        cmd += ["--api-key", spec.api_key]
     return cmd
 
 
-def router_command(worker_urls: list[str], port: int, host: str = "0.0.0.0", python: str = sys.executable) -> list[str]:
+def router_command(
+    worker_urls: list[str], port: int, host: str = "127.0.0.1", python: str = sys.executable, api_key: str = ""
+) -> list[str]:
     """sglang-router in front of several workers, with its cache-aware policy."""
     workers = [u.removesuffix("/v1") for u in worker_urls]
-    return [python, "-m", "sglang_router.launch_router", "--worker-urls", *workers, "--policy", "cache_aware",
-            "--host", host, "--port", str(port)]  # fmt: skip
+    cmd = [python, "-m", "sglang_router.launch_router", "--worker-urls", *workers, "--policy", "cache_aware",
+           "--host", host, "--port", str(port)]  # fmt: skip
+    return cmd + (["--api-key", api_key] if api_key else [])
 
 
 def replicas(spec: ServerSpec, n: int, base_port: int) -> list[ServerSpec]:
     """``n`` copies of a server on ports ``base_port``, ``base_port+1``, ... for a router to spread over."""
-    return [
-        ServerSpec(f"{spec.name}-{i}", spec.model_path, base_port + i, spec.host, spec.tp_size, spec.dp_size, spec.mem_fraction)
-        for i in range(n)
-    ]
+    return [replace(spec, name=f"{spec.name}-{i}", port=base_port + i) for i in range(n)]
 
 
 def batch_flags(user_url: str, agent_url: str, user_model: str, agent_model: str) -> str:
@@ -82,3 +120,12 @@ def batch_flags(user_url: str, agent_url: str, user_model: str, agent_model: str
         "--collaborator_model_name", agent_model, "--collaborator_api_base", agent_url,
     ]  # fmt: skip
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def shown(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    """A command as ``--dry-run`` prints it: its environment first, an API key hidden."""
+    out = []
+    for i, part in enumerate(cmd):
+        out.append("***" if i and cmd[i - 1] == "--api-key" else part)
+    prefix = " ".join(f"{k}={v}" for k, v in (env or {}).items())
+    return (prefix + " " if prefix else "") + shlex.join(out)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -20,16 +19,23 @@ import time
 
 import httpx
 
+from msc_graph.cli.common import EXIT_BAD_INPUT
+from msc_graph.config import DEFAULT_MODEL
 from msc_graph.serving import (
+    LOOPBACK,
     ServerSpec,
+    ServingError,
+    assign_gpus,
     batch_flags,
     replicas,
     router_command,
     sglang_command,
+    shown,
     vllm_command,
 )
 
-DEFAULT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+#: The environment variable that holds the key the servers require (instead of --api-key).
+KEY_ENV = "MSC_SERVE_API_KEY"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--agent-model", default=DEFAULT_MODEL, help="agent model under evaluation (default: %(default)s)")
         s.add_argument("--user-port", type=int, default=8004, help="user/judge server port (default: %(default)s)")
         s.add_argument("--agent-port", type=int, default=8003, help="agent server or router port (default: %(default)s)")
-        s.add_argument("--host", default="0.0.0.0", help="address to bind (default: %(default)s)")
+        s.add_argument("--host", default="127.0.0.1",
+                       help="address to bind; another address than loopback exposes the servers (default: %(default)s)")
+        s.add_argument("--api-key", default=None,
+                       help=f"key every request must carry, passed to the servers and the router (default: env {KEY_ENV}; "
+                            "required with a --host other than loopback)")
+        s.add_argument("--gpus", default=None, metavar="0,1,...",
+                       help="GPUs to share out, tp x dp to each server in turn (default: CUDA_VISIBLE_DEVICES, else nvidia-smi's)")
         s.add_argument("--tp-size", type=int, default=4, help="tensor parallel size per server (default: %(default)s)")
         s.add_argument("--dp-size", type=int, default=1, help="data parallel size per server (default: %(default)s)")
         s.add_argument("--mem-fraction", type=float, default=None, help="GPU memory fraction for weights + KV cache")
@@ -58,20 +70,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def plan(args: argparse.Namespace) -> tuple[list[tuple[str, list[str]]], str, str]:
-    """(name, command) pairs to start, and the user and agent endpoints."""
+def available_gpus(given: str | None) -> list[int]:
+    """The GPUs to share out: --gpus, else CUDA_VISIBLE_DEVICES, else what nvidia-smi lists."""
+    text = given if given is not None else os.environ.get("CUDA_VISIBLE_DEVICES")
+    if text is None:
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+            text = ",".join(out.stdout.split()) if out.returncode == 0 else ""
+        except (OSError, subprocess.TimeoutExpired):
+            text = ""
+    try:
+        return [int(g) for g in text.split(",") if g.strip()]
+    except ValueError:
+        raise ServingError(f"--gpus must be comma-separated GPU numbers, got {text!r}") from None
+
+
+def plan(args: argparse.Namespace, gpus: list[int]) -> tuple[list[tuple[ServerSpec | None, list[str]]], str, str]:
+    """(server, command) pairs to start (the router has no server spec of its own), and the user and
+    agent endpoints. Each model server gets GPUs of its own (``assign_gpus``)."""
     make = sglang_command if args.engine == "sglang" else vllm_command
-    user = ServerSpec("user-judge", args.user_model, args.user_port, args.host, args.tp_size, args.dp_size, args.mem_fraction)
-    agent = ServerSpec("agent", args.agent_model, args.agent_port, args.host, args.tp_size, args.dp_size, args.mem_fraction)
-    procs = [(user.name, make(user))]
+    common = {"host": args.host, "tp_size": args.tp_size, "dp_size": args.dp_size, "mem_fraction": args.mem_fraction,
+              "api_key": args.api_key or ""}  # fmt: skip
+    user = ServerSpec("user-judge", args.user_model, args.user_port, **common)
+    agent = ServerSpec("agent", args.agent_model, args.agent_port, **common)
     if args.router_workers:
-        procs.append(("router", router_command(args.router_workers, args.agent_port, args.host)))
+        servers = assign_gpus([user], gpus)
+        router = router_command(args.router_workers, args.agent_port, args.host, api_key=args.api_key or "")
     elif args.replicas > 1:
-        reps = replicas(agent, args.replicas, args.replica_base_port)
-        procs += [(r.name, make(r)) for r in reps]
-        procs.append(("router", router_command([r.url for r in reps], args.agent_port, args.host)))
+        servers = assign_gpus([user, *replicas(agent, args.replicas, args.replica_base_port)], gpus)
+        router = router_command([r.url for r in servers[1:]], args.agent_port, args.host, api_key=args.api_key or "")
     else:
-        procs.append((agent.name, make(agent)))
+        servers, router = assign_gpus([user, agent], gpus), None
+    procs: list[tuple[ServerSpec | None, list[str]]] = [(spec, make(spec)) for spec in servers]
+    if router is not None:
+        procs.append((None, router))
     return procs, user.url, agent.url
 
 
@@ -131,20 +163,33 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.engine == "local":
         return serve_local(args)
-    procs_plan, user_url, agent_url = plan(args)
+    args.api_key = args.api_key or os.environ.get(KEY_ENV) or None
+    if args.host not in LOOPBACK and not args.api_key:
+        print(f"error: --host {args.host} exposes the servers beyond this machine; give --api-key (or env {KEY_ENV}) "
+              "so that only your runs can use them, or keep the default --host 127.0.0.1", file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
+    try:
+        procs_plan, user_url, agent_url = plan(args, available_gpus(args.gpus))
+    except ServingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    key_flag = (f" --api-key ${KEY_ENV}" if os.environ.get(KEY_ENV) else " --api-key YOUR_KEY") if args.api_key else ""
+    then = f"python runners/batch.py {batch_flags(user_url, agent_url, args.user_model, args.agent_model)}{key_flag}"
     if args.dry_run:
-        for name, cmd in procs_plan:
-            print(f"# {name}\n{shlex.join(cmd)}")
-        print(f"# then\npython runners/batch.py {batch_flags(user_url, agent_url, args.user_model, args.agent_model)}")
+        if not available_gpus(args.gpus):
+            print("# no GPUs found here: GPU numbers from 0 are assumed (give --gpus for the machine that will serve)")
+        for spec, cmd in procs_plan:
+            print(f"# {spec.name if spec else 'router'}\n{shown(cmd, spec.env() if spec else None)}")
+        print(f"# then\n{then}")
         return 0
     procs: list[subprocess.Popen] = []
     try:
-        for name, cmd in procs_plan:
-            print(f"starting {name}: {shlex.join(cmd)}", flush=True)
-            procs.append(subprocess.Popen(cmd, start_new_session=True))
+        for spec, cmd in procs_plan:
+            print(f"starting {spec.name if spec else 'router'}: {shown(cmd, spec.env() if spec else None)}", flush=True)
+            procs.append(subprocess.Popen(cmd, start_new_session=True, env={**os.environ, **(spec.env() if spec else {})}))
         wait_healthy([user_url, agent_url], procs, args.startup_timeout)
         print(f"user simulator + judge: {user_url}\nagent: {agent_url}")
-        print(f"python runners/batch.py {batch_flags(user_url, agent_url, args.user_model, args.agent_model)} ...")
+        print(f"{then} ...")
         print("Ctrl-C to stop.", flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(2)

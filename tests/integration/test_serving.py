@@ -77,3 +77,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_serve_refuses_to_expose_servers_without_a_key_and_splits_the_gpus():
+    serve = [sys.executable, str(REPO / "runners" / "serve.py")]
+    exposed = subprocess.run([*serve, "vllm", "--dry-run", "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60,
+                             env={k: v for k, v in __import__("os").environ.items() if k != "MSC_SERVE_API_KEY"})  # fmt: skip
+    assert exposed.returncode == 2 and "--api-key" in exposed.stderr and exposed.stderr.count("\n") == 1
+    res = subprocess.run([*serve, "sglang", "--dry-run", "--gpus", "0,1,2,3,4,5,6,7", "--api-key", "sk-serve-1"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "CUDA_VISIBLE_DEVICES=0,1,2,3 " in res.stdout and "CUDA_VISIBLE_DEVICES=4,5,6,7 " in res.stdout
+    assert "sk-serve-1" not in res.stdout and "--api-key" in res.stdout

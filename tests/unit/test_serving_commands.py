@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from msc_graph.serving import ServerSpec, batch_flags, replicas, router_command, sglang_command, vllm_command
 
 
@@ -31,3 +33,28 @@ def test_vllm_and_router_commands():
 def test_batch_flags_point_roles_at_the_servers():
     flags = batch_flags("http://a:8004/v1", "http://b:8003/v1", "U", "A")
     assert "--judge_api_base http://a:8004/v1" in flags and "--collaborator_api_base http://b:8003/v1" in flags
+
+
+def test_each_server_and_replica_gets_gpus_of_its_own():
+    from msc_graph.serving import ServingError, assign_gpus
+
+    eight = list(range(8))
+    user, agent = ServerSpec("user-judge", "m", 8004, tp_size=4), ServerSpec("agent", "m", 8003, tp_size=4)
+    assert [s.gpus for s in assign_gpus([user, agent], eight)] == [(0, 1, 2, 3), (4, 5, 6, 7)]
+    reps = replicas(ServerSpec("agent", "m", 8003, tp_size=2), 3, 8100)
+    placed = assign_gpus([ServerSpec("user-judge", "m", 8004, tp_size=2), *reps], eight)
+    assert [s.gpus for s in placed] == [(0, 1), (2, 3), (4, 5), (6, 7)]
+    assert placed[1].env() == {"CUDA_VISIBLE_DEVICES": "2,3"}
+    with pytest.raises(ServingError, match="need 12 GPUs"):
+        assign_gpus([user, agent, ServerSpec("x", "m", 1, tp_size=4)], eight)
+
+
+def test_servers_bind_loopback_and_carry_the_key_passed():
+    spec = ServerSpec("agent", "m", 8003, api_key="k-1")
+    for cmd in (sglang_command(spec, "py"), vllm_command(spec)):
+        assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--api-key") + 1] == "k-1"
+    router = router_command(["http://127.0.0.1:8100/v1"], 8003, python="py", api_key="k-1")
+    assert router[router.index("--host") + 1] == "127.0.0.1" and router[-2:] == ["--api-key", "k-1"]
+    from msc_graph.serving import shown
+
+    assert "k-1" not in shown(sglang_command(spec, "py"), spec.env())
