@@ -44,6 +44,8 @@ ROLE_DEFAULTS: dict[str, dict[str, float | int]] = {
 }
 #: Environment variables consulted for API keys when none is given explicitly.
 KEY_ENV = {"user": "MSC_USER_API_KEY", "agent": "MSC_AGENT_API_KEY", "judge": "MSC_JUDGE_API_KEY"}
+#: The endpoint each role's environment key belongs to (LangGraph Studio sends the key only there).
+BASE_ENV = {"user": "MSC_USER_API_BASE", "agent": "MSC_AGENT_API_BASE", "judge": "MSC_JUDGE_API_BASE"}
 #: What the embedded local backend (a 135M model on a CPU, llama.cpp) changes.
 LOCAL_BACKEND_OVERRIDES: dict[str, Any] = {
     "structured": "json_object",  # what llama.cpp's server enforces
@@ -241,10 +243,24 @@ class RoleConfig(BaseModel):
     def _norm_url(cls, v: str) -> str:
         return normalize_base_url(v)
 
+    #: Send a key from the environment only to the base URL configured beside it
+    #: (``MSC_<ROLE>_API_BASE`` / ``OPENAI_BASE_URL``): for graphs served to callers who choose the
+    #: endpoints (LangGraph Studio), so the operator's key never goes to an endpoint a caller typed.
+    scoped_env_key: bool = False
+
     def key_value(self) -> str:
         if self.api_key is not None and self.api_key.get_secret_value():
             return self.api_key.get_secret_value()
-        return os.environ.get(KEY_ENV[self.role]) or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        for key_var, base_var in ((KEY_ENV[self.role], BASE_ENV[self.role]), ("OPENAI_API_KEY", "OPENAI_BASE_URL")):
+            key = os.environ.get(key_var)
+            if not key:
+                continue
+            if not self.scoped_env_key:
+                return key
+            base = os.environ.get(base_var)
+            if base and normalize_base_url(base) == self.base_url:
+                return key
+        return "EMPTY"
 
 
 def agent_replies_in_json(ctx: SessionContext) -> bool:
@@ -254,9 +270,10 @@ def agent_replies_in_json(ctx: SessionContext) -> bool:
     return ctx.agent_reply == "json"
 
 
-def role_config_of(ctx: SessionContext, role: Role, api_key: str | None = None) -> RoleConfig:
+def role_config_of(ctx: SessionContext, role: Role, api_key: str | None = None, scoped_env_key: bool = False) -> RoleConfig:
     """The one mapping from a session context to what a model call of ``role`` needs."""
     return RoleConfig(
+        scoped_env_key=scoped_env_key,
         role=role,
         base_url=getattr(ctx, f"{role}_api_base"),
         model=getattr(ctx, f"{role}_model"),

@@ -32,7 +32,8 @@ def _design_choices(schema: dict) -> None:
 
 
 class StudioContext(SessionContext):
-    """The session context as Studio's form shows it: the memory designs listed."""
+    """The session context as Studio's form shows it: the memory designs listed. Keys from the
+    server's environment go only to the endpoints configured beside them (``.env.example``)."""
 
     memory: str = Field("none", description=MEMORY_HELP, json_schema_extra=_design_choices)
 
@@ -85,8 +86,10 @@ def context_of(runtime: Runtime) -> SessionContext:
 
 @lru_cache(maxsize=64)
 def role_configs(ctx: SessionContext) -> dict[str, RoleConfig]:
-    """What each role's model calls need (endpoint, sampling, the transport block, its key)."""
-    return {role: role_config_of(ctx, role, _API_KEYS.get(role)) for role in ROLES}
+    """What each role's model calls need (endpoint, sampling, the transport block, its key). A
+    context from Studio's form sends environment keys only to the endpoints configured beside them."""
+    scoped = isinstance(ctx, StudioContext)
+    return {role: role_config_of(ctx, role, _API_KEYS.get(role), scoped) for role in ROLES}
 
 
 __all__ = [

@@ -40,3 +40,16 @@ def test_the_manifest_view_of_settings_has_no_secrets_and_keeps_the_role_blocks(
     public = s.public_dict()
     assert "sk-secret-1" not in str(public)
     assert public["agent"]["model"] == "m" and public["agent"]["api_key_set"] is True
+
+
+def test_a_studio_caller_cannot_send_the_operators_key_to_an_endpoint_of_its_choosing(monkeypatch):
+    from msc_graph.graphs.context import StudioContext
+
+    monkeypatch.setenv("MSC_AGENT_API_KEY", "sk-operator-1")
+    monkeypatch.setenv("MSC_AGENT_API_BASE", "https://models.example.org/v1")
+    mine = StudioContext(agent_api_base="https://models.example.org/v1")
+    theirs = StudioContext(agent_api_base="http://attacker.example.com/v1")
+    assert role_configs(mine)["agent"].key_value() == "sk-operator-1"
+    assert role_configs(theirs)["agent"].key_value() == "EMPTY"
+    # the command line is the operator's own: there the key goes wherever the flags point
+    assert role_configs(SessionContext(agent_api_base="http://elsewhere:1/v1"))["agent"].key_value() == "sk-operator-1"
