@@ -22,7 +22,7 @@ from msc_graph.data import DatasetError, ProfileError, builtin_profiles, load_da
 from msc_graph.graphs.context import set_api_keys
 from msc_graph.graphs.session import graph
 from msc_graph.metrics import session_metrics
-from msc_graph.protocols import effort_counter
+from msc_graph.protocols import effort_counter, task_description
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     state = asyncio.run(
         graph.ainvoke(
             {"user_id": profile.i, "session_index": 0, "problem": problem["problem"], "solution": problem["solution"],
-             "task_description": data.task_description, "persona": profile.persona, "preferences": profile.preferences},
+             "task_description": task_description(data, ctx), "persona": profile.persona, "preferences": profile.preferences},
             context=ctx,
         )
     )  # fmt: skip

@@ -17,3 +17,13 @@ def effort_counter(protocol: str):
     from msc_graph.protocols import published
 
     return published.user_effort if protocol == "published" else metrics.user_effort
+
+
+def task_description(dataset, ctx) -> str:
+    """What the user simulator is told about the task: the published wording for a published
+    dataset under the published protocol, else the dataset's own."""
+    if ctx.protocol == "published" and dataset.key == dataset.name:  # a registered dataset, not a file
+        from msc_graph.protocols.published_source import load_published
+
+        return load_published(ctx.published_code).task_descriptions.get(dataset.name, dataset.task_description)
+    return dataset.task_description

@@ -27,7 +27,7 @@ from msc_graph.graphs.human import Ask, SessionAborted, TerminalPerson
 from msc_graph.graphs.memory import design_for
 from msc_graph.outage import OutageStop
 from msc_graph.outage import reset as reset_outages
-from msc_graph.protocols.published_source import load_published
+from msc_graph.protocols import task_description
 from msc_graph.results.files import ResultsError, manifest_path, read_records, repair_tail
 from msc_graph.results.stats import aggregate
 from msc_graph.run import plan
@@ -106,9 +106,7 @@ async def prepare(settings: RunSettings) -> Prepared:
     settings = settings.model_copy(update={"session": settings.session.model_copy(update={"memory_namespace": key_hash})})
     design = design_for(settings.session)
     check_local_paths(settings, design.uses_store)
-    task = dataset.task_description
-    if settings.session.protocol == "published" and dataset.key == dataset.name:  # a published dataset
-        task = load_published(settings.session.published_code).task_descriptions.get(dataset.name, task)
+    task = task_description(dataset, settings.session)
     return Prepared(
         settings, dataset, profiles, source, payload, key_hash, plan.plan_jobs(settings, profiles, dataset),
         learns=design.learns, uses_store=design.uses_store, task_description=task,

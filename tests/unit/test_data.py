@@ -121,3 +121,31 @@ def test_builtin_profiles_are_stable_and_cover_all_twenty_types():
     used = {k for u in generate_profiles(300) for k in (u.preference_keys or [])}
     assert used == {p.key for p in PREFERENCE_TYPES}
     assert all("Enforce" in p.text for p in PREFERENCE_TYPES)
+
+
+def test_the_published_sampling_rule_for_test_and_train():
+    from msc_graph.data.datasets import sample_rows
+
+    rows = [{"problem": p, "solution": "s"} for p in ["a", "b", "a", "c", "d", "b", "e"]]  # shuffled, with repeats
+    test, train = sample_rows(rows, 2)
+    assert [r["problem"] for r in test] == ["a", "b"]
+    # the first items whose problem is not in the test sample (repeats of a test problem are skipped)
+    assert [r["problem"] for r in train] == ["c", "d"]
+
+
+def test_a_train_sample_is_read_from_its_own_cache_file(tmp_path):
+    folder = tmp_path / "logiqa"
+    folder.mkdir()
+    (folder / "trainset_size3_seed42.json").write_text(json.dumps([{"problem": f"t{i}", "solution": "x"} for i in range(3)]))
+    (folder / "testset_size5_seed42.json").write_text(json.dumps([{"problem": f"q{i}", "solution": "y"} for i in range(5)]))
+    train = load_dataset_problems("logiqa", 3, cache_dir=tmp_path, split="train", allow_download=False)
+    assert [p["problem"] for p in train.problems] == ["t0", "t1", "t2"] and train.source.endswith("trainset_size3_seed42.json")
+    with pytest.raises(DatasetError, match="train sample of 2"):  # a train sample serves only its own size
+        load_dataset_problems("logiqa", 2, cache_dir=tmp_path, split="train", allow_download=False)
+    assert len(load_dataset_problems("logiqa", 2, cache_dir=tmp_path, allow_download=False)) == 2  # a test prefix
+
+
+def test_math_samples_keep_their_level_and_type():
+    require_shared()
+    data = load_dataset_problems("math-hard", 2, cache_dir=DATASETS_DIR, allow_download=False)
+    assert {"level", "type"} <= set(data.problems[0])
