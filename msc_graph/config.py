@@ -156,6 +156,7 @@ class SessionContext(BaseModel):
     )
     agent_context_tokens: int = Field(16384, ge=512, description="agent context budget; older turns are trimmed to fit")
     user_kind: UserKind = Field("simulated", description="who plays the user: the simulator model, or a person (interrupt)")
+    data_dir: str = Field("", description="dataset cache in the published layout (default: env MSC_DATA_DIR, else ~/.cache/msc_graph/datasets)")
 
     # -- memory
     memory: str = Field("none", description=MEMORY_HELP)
@@ -304,7 +305,6 @@ class RunSettings(BaseModel):
     user_ids: list[int] | None = None
     profiles: str | None = None
     shard: str | None = Field(None, description="K/N: run the K-th of N disjoint slices of the users")
-    data_dir: str | None = None
     offline: bool = Field(False, description="never download datasets")
     output_file: str = "outputs/results.jsonl"
     overwrite: bool = False

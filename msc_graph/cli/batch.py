@@ -236,7 +236,7 @@ def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None =
             keys[role] = SecretStr(key)
     if local:
         session.update({k: v for k, v in LOCAL_BACKEND_OVERRIDES.items()})
-    for name in ("structured", "agent_reply", "agent_context_tokens", "protocol", "published_code", "max_turns",
+    for name in ("data_dir", "structured", "agent_reply", "agent_context_tokens", "protocol", "published_code", "max_turns",
                  "timeout", "max_retries", "parse_retries", "max_inflight_requests", "memory", "memory_dir",
                  "chroma_url", "embedding_model", "embedding_api_base", "retrieval_k", "retrieval_threshold"):  # fmt: skip
         value = getattr(args, name)
@@ -265,7 +265,6 @@ def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None =
         user_ids=parse_user_ids(args.user_ids),
         profiles=args.profiles,
         shard=args.shard,
-        data_dir=args.data_dir,
         offline=args.offline,
         output_file=args.output_file,
         overwrite=args.overwrite,

@@ -15,7 +15,7 @@ from msc_graph.config import SessionContext
 from msc_graph.graphs import published
 from msc_graph.graphs.context import agent_replies_in_json, context_of, role_configs
 from msc_graph.graphs.memory import design_for, session_info
-from msc_graph.graphs.state import SessionState
+from msc_graph.graphs.state import SessionState, said
 from msc_graph.graphs.views import agent_view
 from msc_graph.llm import call_json, call_text
 from msc_graph.outcomes import failure
@@ -89,6 +89,6 @@ async def respond(state: SessionState, runtime: Runtime[SessionContext]) -> dict
         }
     return {
         "usage": usage,
-        "messages": [{"role": "assistant", "content": text}],
+        "messages": [said("assistant", text)],
         "turns": [{"role": "agent", "turn": turn, **fields, "raw": result.raw[-1]}],
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from msc_graph.config import SessionContext, agent_replies_in_json
 from msc_graph.graphs.context import role_configs
-from msc_graph.graphs.state import SessionState
+from msc_graph.graphs.state import SessionState, said
 from msc_graph.graphs.views import reversed_view
 from msc_graph.llm import call_text
 from msc_graph.outcomes import failure
@@ -41,7 +41,7 @@ async def user_turn(state: SessionState, ctx: SessionContext) -> dict:
                 "turns": [{"role": "user", "turn": turn, "raw": got.raw, "error": got.error}]}  # fmt: skip
     return {
         "usage": usage,
-        "messages": [{"role": "user", "content": str(got.value["response"])}],
+        "messages": [said("user", str(got.value["response"]))],
         "turns": [{**got.value, "role": "user", "turn": turn, "raw": got.raw[-1]}],
         "user_turns": turn,
         "draft_answer": got.value["draft_answer"],
@@ -77,7 +77,7 @@ async def agent_turn(state: SessionState, ctx: SessionContext, view: list[dict])
                 "turns": [{"role": "agent", "turn": turn, "raw": got.raw, "error": got.error}]}  # fmt: skip
     return {
         "usage": usage,
-        "messages": [{"role": "assistant", "content": str(fields["response"])}],
+        "messages": [said("assistant", str(fields["response"]))],
         "turns": [{**fields, "role": "agent", "turn": turn, "raw": got.raw[-1]}],
     }
 

@@ -16,25 +16,29 @@ whether ``recall`` runs before agent turns and ``learn`` after the judge.
 
 from __future__ import annotations
 
+import asyncio
+
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from msc_graph.config import SessionContext
 from msc_graph.graphs.agent import respond
 from msc_graph.graphs.context import context_of
+from msc_graph.graphs.inputs import complete_input
 from msc_graph.graphs.judge import judge
 from msc_graph.graphs.memory import design_for, learn, recall, start_memory
-from msc_graph.graphs.state import SessionInput, SessionState
+from msc_graph.graphs.state import SessionInput, SessionState, said
 from msc_graph.graphs.user import simulate_user
 from msc_graph.prompts import OPENING_MESSAGE
 
 
 async def start(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
-    """Open the conversation and load the memory the session starts with."""
+    """Complete the input, open the conversation and load the memory the session starts with."""
     ctx = context_of(runtime)
-    update: dict = {}
+    update: dict = await asyncio.to_thread(complete_input, state, ctx)  # may read a dataset file
+    state = {**state, **update}
     if not state.get("messages"):
-        update["messages"] = [{"role": "assistant", "content": OPENING_MESSAGE}]
+        update["messages"] = [said("assistant", OPENING_MESSAGE)]
     update.update(user_turns=state.get("user_turns", 0), draft_answer="I don't know", terminated=False, failure=None)
     update.update(await start_memory(state, ctx))
     return update

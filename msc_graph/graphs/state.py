@@ -9,9 +9,22 @@ from typing_extensions import TypedDict
 
 from msc_graph.llm import merge_usage
 
+#: How a message's role reads to chat interfaces (LangChain's message types), for Studio's chat view.
+MESSAGE_TYPES = {"assistant": "ai", "user": "human"}
+
+
+def said(role: str, content: str) -> dict:
+    """One message of the conversation: ``{"role", "content"}``, plus the ``type`` chat views read."""
+    return {"role": role, "content": content, "type": MESSAGE_TYPES[role]}
+
 
 class SessionInput(TypedDict, total=False):
-    """What a caller gives a session: the user, the problem, and (memory runs) the notes so far."""
+    """What a caller gives a session: the user, the problem, and (memory runs) the notes so far.
+
+    Instead of pasting the problem, name it: ``dataset`` and ``problem_index`` (from the dataset
+    cache); instead of pasting the persona and preferences, name the user: ``profile_id`` (from the
+    built-in profiles, or ``profiles``, a profile file).
+    """
 
     user_id: int
     session_index: int
@@ -20,6 +33,12 @@ class SessionInput(TypedDict, total=False):
     task_description: str
     persona: str
     preferences: list[str]
+    #: A dataset name (or file) and the index of the problem in its sample, instead of ``problem``.
+    dataset: str
+    problem_index: int
+    #: A user id of the built-in profiles (or of ``profiles``), instead of ``persona`` and ``preferences``.
+    profile_id: int
+    profiles: str
     #: Memory the agent starts with; when absent, a memory design reads it from the store.
     notes: Any
 

@@ -8,7 +8,7 @@ from langgraph.types import interrupt
 from msc_graph.config import SessionContext
 from msc_graph.graphs import published
 from msc_graph.graphs.context import context_of, role_configs
-from msc_graph.graphs.state import SessionState
+from msc_graph.graphs.state import SessionState, said
 from msc_graph.graphs.views import reversed_view
 from msc_graph.llm import call_json
 from msc_graph.outcomes import failure
@@ -46,7 +46,7 @@ async def simulate_user(state: SessionState, runtime: Runtime[SessionContext]) -
     response = parsed.response.strip() or "..."
     return {
         "usage": usage,
-        "messages": [{"role": "user", "content": response}],
+        "messages": [said("user", response)],
         "turns": [{"role": "user", "turn": turn_index, **parsed.model_dump(), "raw": result.raw[-1]}],
         "user_turns": turn_index,
         "draft_answer": parsed.draft_answer,
@@ -77,7 +77,7 @@ def human_turn(state: SessionState) -> dict:
     draft = str(answer.get("draft_answer") or state.get("draft_answer") or "I don't know")
     turn_index = state.get("user_turns", 0) + 1
     return {
-        "messages": [{"role": "user", "content": response or TERMINATION_SIGNAL}],
+        "messages": [said("user", response or TERMINATION_SIGNAL)],
         "turns": [
             {
                 "role": "user",

@@ -98,7 +98,7 @@ async def prepare(settings: RunSettings) -> Prepared:
     """Load and plan; raise ``RunError``/``DatasetError``/``ProfileError`` (one line) on bad input."""
     check_output_path(settings.output_file)
     dataset = load_dataset_problems(
-        settings.dataset, settings.eval_size, cache_dir=settings.data_dir, seed=settings.seed,
+        settings.dataset, settings.eval_size, cache_dir=settings.session.data_dir or None, seed=settings.seed,
         allow_download=not settings.offline, split=settings.split,
     )  # fmt: skip
     profiles, source = plan.select_profiles(settings)

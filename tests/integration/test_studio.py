@@ -111,7 +111,8 @@ async def test_session_graph_runs_through_the_server(studio, model_server, tmp_p
     inputs = {"session_index": 0, **PROBLEM, **PROFILE}
     state = await client.runs.wait(thread["thread_id"], ids["session"], input=inputs, context=_context(model_server, tmp_path))
     assert state.get("failure") is None, state.get("failure")
-    assert state["messages"][0] == {"role": "assistant", "content": "How can I help you?"}
+    assert state["messages"][0] == {"role": "assistant", "content": "How can I help you?", "type": "ai"}
+    assert [m["type"] for m in state["messages"]] == ["ai", "human"] * 3  # what Studio's chat view reads
     assert state["user_turns"] == 3 and state["terminated"] is True
     assert state["task_success"] in (0, 1) and state["verdict"]
     history = await client.threads.get_history(thread["thread_id"], limit=50)
@@ -177,12 +178,48 @@ async def test_a_person_plays_the_user_through_interrupt(studio, model_server, t
     assert (await client.threads.get_state(tid))["next"] == []
 
 
-def test_langgraph_json_points_at_compiled_graphs_without_checkpointers():
+def test_langgraph_json_points_at_factories_of_compiled_graphs_without_checkpointers():
     spec = json.loads((REPO / "langgraph.json").read_text())
     from msc_graph.graphs import studio
+    from msc_graph.graphs.context import ContextError
 
     assert set(spec["graphs"]) == {"session", "session_with_memory", "user_run"}
     for name, target in spec["graphs"].items():
-        assert target.endswith(f"studio.py:{name}")
+        assert target.endswith(f"studio.py:serve_{name}")
         graph = getattr(studio, name)
         assert graph.checkpointer is None and graph.store is None
+        factory = getattr(studio, f"serve_{name}")
+        assert factory(type("Runtime", (), {"context": {"max_turns": 3}})()) is graph
+        with pytest.raises(ContextError, match="unknown context key 'agent_modle'"):
+            factory(type("Runtime", (), {"context": {"agent_modle": "x"}})())
+
+
+async def test_an_input_can_name_the_problem_and_the_user(studio, model_server, tmp_path):
+    client = langgraph_sdk.get_client(url=studio)
+    ids = await _assistants(client)
+    named = {"session_index": 0, "dataset": "demo", "problem_index": 2, "profile_id": 7}
+    state = await client.runs.wait(None, ids["session"], input=named, context=_context(model_server, tmp_path))
+    assert state.get("failure") is None, state.get("failure")
+    from msc_graph.data import builtin_profiles, load_dataset_problems
+
+    assert state["problem"] == load_dataset_problems("demo", 3).problems[2]["problem"]
+    assert state["preferences"] == builtin_profiles(8)[7].preferences and state["user_id"] == 7
+
+
+async def test_a_missing_input_or_an_unknown_context_key_says_what_to_give(studio, model_server, tmp_path):
+    client = langgraph_sdk.get_client(url=studio)
+    ids = await _assistants(client)
+    with pytest.raises(Exception, match=r"InputError: no problem in the input: a session needs a problem: give 'problem'"):
+        await client.runs.wait(None, ids["session"], input={"session_index": 0}, context=_context(model_server, tmp_path))
+    with pytest.raises(Exception, match=r"agent_modle"):
+        await client.runs.wait(None, ids["session"], input={**PROBLEM, **PROFILE},
+                               context={**_context(model_server, tmp_path), "agent_modle": "x"})  # fmt: skip
+    with pytest.raises(Exception, match=r"profile_id 999 is not in"):
+        await client.runs.wait(None, ids["session"], input={**PROBLEM, "profile_id": 999, "profiles": str(_profiles(tmp_path))},
+                               context=_context(model_server, tmp_path))  # fmt: skip
+
+
+def _profiles(tmp_path: Path) -> Path:
+    path = tmp_path / "profiles.json"
+    path.write_text(json.dumps([{"i": 0, "persona": "p", "preferences": ["Use lists."]}]))
+    return path
