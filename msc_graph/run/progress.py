@@ -62,8 +62,8 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(
-                total=total, initial=initial, desc="sessions", unit="session", file=sys.stderr,
-                dynamic_ncols=True, bar_format="{desc}: {n_fmt}/{total_fmt} |{bar:12}| {postfix}",
+                total=total, initial=initial, unit="session", file=sys.stderr,
+                dynamic_ncols=True, bar_format="sessions {n_fmt}/{total_fmt} |{bar:12}| {desc}",
             )  # fmt: skip
             self.refresh()
 
@@ -128,7 +128,7 @@ class Progress:
     def refresh(self) -> None:
         if self.bar is None:
             return
-        self.bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in self.line().items()), refresh=False)
+        self.bar.set_description_str(", ".join(f"{k} {v}" for k, v in self.line().items()), refresh=False)
         self.bar.refresh()
 
     async def tick(self, every_s: float = 1.0) -> None:

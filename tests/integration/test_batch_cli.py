@@ -173,6 +173,7 @@ def test_wrong_model_name_is_named(tmp_path, scripted_server):
             "--collaborator_model_name", "not-served", "--output_file", str(tmp_path / "r.jsonl")]  # fmt: skip
     res = run_cli(*args, timeout=60)
     assert res.returncode == 2 and "does not serve model 'not-served'" in res.stderr
+    assert "(agent)" in res.stderr and "fix --agent-model (or --collaborator_model_name)" in res.stderr  # the role that is wrong
     assert not (tmp_path / "r.jsonl").exists()
 
 
@@ -212,3 +213,25 @@ def test_one_session_command_prints_transcript_and_metrics(scripted_server):
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("AGENT: How can I help you?")
     assert "task_success=1  user_effort=1  length=6" in res.stdout
+
+
+def test_the_progress_line_shows_what_runs_and_what_moves(tmp_path):
+    server = start_scripted_server("--latency", "0.2")
+    try:
+        out = tmp_path / "r.jsonl"
+        res = run_cli("--experiment_type", "agent_with_memory", "--dataset", "demo", "--eval_size", "2", "--users", "2",
+                      "--api-base", server.url, "--model", "scripted", "--concurrency", "2", "--output_file", str(out),
+                      timeout=120)  # fmt: skip
+    finally:
+        server.stop()
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.replace("\r", "\n").splitlines()
+    banner = "\n".join(lines[:6])
+    for part in ("run: agent_with_memory on demo", "memory retrieval", "2 users x 2 = 4", f"agent: scripted at {server.url}",
+                 f"output: {out}"):  # fmt: skip
+        assert part in banner, banner
+    moving = [line for line in lines if line.startswith("sessions ") and "in flight 2" in line]
+    assert moving, "no line while sessions were in flight"  # activity before the first session ended
+    last = [line for line in lines if line.startswith("sessions 4/4")][-1]
+    for part in ("in flight 0", "TS 100.0%", "UE 0.50", "Len 6.0", "failed 0", "retried", "x429", "tok/s", "ETA"):
+        assert part in last, last
