@@ -25,6 +25,7 @@ Run: ``python -m msc_graph.testing.published_server --port 0 --published-code PA
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 from collections import Counter
@@ -58,7 +59,6 @@ class PublishedScriptedServer(ScriptedServer):
         self.marks.sort(key=lambda m: -len(m[0]))  # the longest opening first: prompts share first words
         self.calls: Counter[str] = Counter()
         self.seen: Counter[tuple] = Counter()
-        self.notes_version = 0
 
     def role_of(self, messages: list[dict]) -> str:
         first = str(messages[0].get("content") or "") if messages else ""
@@ -76,9 +76,9 @@ class PublishedScriptedServer(ScriptedServer):
             return json.dumps({"reasoning": "compared", "accuracy": JUDGE_VALUES.get(scenario, 1)})
         if role == "select":
             return json.dumps({"reasoning": "formatting applies", "relevant_notes": "- answer in bullet points"})
-        if role == "notes":
-            self.notes_version += 1
-            notes = f"The user wants bullet points (update {self.notes_version})."
+        if role == "notes":  # a function of the request, so a resumed run writes the same notes
+            digest = hashlib.sha1(json.dumps(messages).encode("utf-8", "surrogatepass")).hexdigest()[:6]
+            notes = f"The user wants bullet points (notes {digest})."
             return json.dumps({"user_preferences_reasoning": "asked for lists", "agent_notes": notes}) if json_agent else notes
         text = f"- a step towards the answer (reply {len(messages)})"
         return json.dumps({"reasoning": "help", "response": text}) if json_agent else text

@@ -170,3 +170,41 @@ def test_the_published_prompts_come_from_the_published_code_only(tmp_path):
     assert res.returncode == 2 and "--published-code" in res.stderr and res.stderr.count("\n") == 1
     with pytest.raises(PublishedCodeError, match="--published-code"):
         load_published(str(tmp_path / "nowhere"))
+
+
+def test_a_published_memory_run_killed_and_resumed_ends_as_an_uninterrupted_one(tmp_path):
+    _require_published_code()
+    import os
+    import signal
+    import time
+
+    samples = [{"problem": f"Problem {i}: how many sides has a heptagon? (scenario: terminate_at_3)", "solution": "7"}
+               for i in range(4)]  # fmt: skip
+    dataset = tmp_path / "four.json"
+    dataset.write_text(json.dumps(samples))
+    server = _server("scripted")
+    try:
+        def command(out: Path) -> list[str]:
+            return [sys.executable, str(REPO / "runners" / "batch.py"), "--protocol", "published", "--published-code",
+                    str(REFERENCE), "--experiment_type", "agent_with_memory", "--dataset", str(dataset), "--eval_size", "4",
+                    "--users", "3", "--api-base", server.url, "--model", "scripted", "--output_file", str(out),
+                    "--no-progress"]  # fmt: skip
+
+        reference = tmp_path / "ref.jsonl"
+        assert subprocess.run(command(reference), capture_output=True, timeout=300).returncode == 0
+        out = tmp_path / "killed.jsonl"
+        proc = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not (out.exists() and len(out.read_bytes().splitlines()) >= 5) and proc.poll() is None:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        resumed = subprocess.run(command(out), capture_output=True, text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+    finally:
+        server.stop()
+
+    def by_key(path: Path) -> dict:
+        return {(r["user_id"], r["session_index"]): (r["transcript"], r["notes_before"], r["notes_after"], r["task_success"])
+                for r in read_records(path)}  # fmt: skip
+
+    assert by_key(out) == by_key(reference)
