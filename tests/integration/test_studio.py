@@ -94,6 +94,10 @@ async def test_each_assistant_serves_its_schemas(studio):
         schemas = await client.assistants.get_schemas(assistant_id)
         context_fields = schemas["context_schema"]["properties"]
         assert {"agent_api_base", "agent_model", "memory", "max_turns", "user_kind"} <= set(context_fields)
+        assert all(field.get("description") for field in context_fields.values()), graph_id  # the form explains itself
+        assert context_fields["user_kind"]["enum"] == ["simulated", "human"]  # closed choices
+        assert context_fields["protocol"]["enum"] == ["ours", "published"]
+        assert {"retrieval", "published"} <= set(context_fields["memory"]["examples"])
         assert "api_key" not in json.dumps(context_fields)  # keys come from the environment only
         assert schemas["input_schema"]["properties"], graph_id
     memory_default = (await client.assistants.get_schemas(ids["session_with_memory"]))["context_schema"]
