@@ -1,4 +1,8 @@
-"""Merge the result files of sharded runs, reporting duplicates and missing sessions."""
+"""Merge the result files of sharded runs, reporting duplicates and missing sessions.
+
+Within one file the last record of a (user, session) is the one that counts (a failed session run
+again supersedes its first attempt, as resume reads it); the same session in two files is a
+duplicate, and the first file given wins."""
 
 from __future__ import annotations
 
@@ -19,11 +23,14 @@ class MergeResult:
     duplicates: list[tuple[int, int]] = field(default_factory=list)
     missing: list[tuple[int, int]] = field(default_factory=list)
     expected: int | None = None
+    #: Earlier attempts of sessions that were run again in the same file (left out, not duplicates).
+    superseded: int = 0
 
 
 def merge_files(paths: list[str | Path]) -> MergeResult:
-    records: list[dict] = []
+    per_file: list[list[dict]] = []
     hashes: set[str] = set()
+    superseded = 0
     expected: set[tuple[int, int]] = set()
     have_manifests = True
     for path in paths:
@@ -31,7 +38,9 @@ def merge_files(paths: list[str | Path]) -> MergeResult:
         if not path.is_file():
             raise MergeError(f"{path} does not exist")
         recs = read_records(path)
-        records += recs
+        latest = {(r["user_id"], r["session_index"]): r for r in recs}
+        superseded += len(recs) - len(latest)
+        per_file.append(list(latest.values()))
         hashes |= {r.get("settings_hash") for r in recs}
         man = manifest_path(path)
         if man.is_file():
@@ -46,7 +55,7 @@ def merge_files(paths: list[str | Path]) -> MergeResult:
         raise MergeError(f"the files were made with different settings ({', '.join(sorted(hashes))}); merge one setting at a time")
     seen: dict[tuple[int, int], dict] = {}
     duplicates = []
-    for r in records:
+    for r in (r for recs in per_file for r in recs):
         key = (r["user_id"], r["session_index"])
         if key in seen:
             duplicates.append(key)
@@ -54,7 +63,7 @@ def merge_files(paths: list[str | Path]) -> MergeResult:
             seen[key] = r
     missing = sorted(expected - set(seen)) if have_manifests else []
     merged = sorted(seen.values(), key=lambda r: (r["user_id"], r["session_index"]))
-    return MergeResult(merged, sorted(duplicates), missing, len(expected) if have_manifests else None)
+    return MergeResult(merged, sorted(duplicates), missing, len(expected) if have_manifests else None, superseded)
 
 
 def write_merged(result: MergeResult, output: str | Path) -> None:

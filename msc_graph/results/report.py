@@ -1,253 +1,177 @@
-"""Turn result files into the answer: does memory help, how fast, and at what cost.
+"""Turn result files into numbers you can publish: does memory help, how fast, at what cost.
 
-``build_report(records, out_dir)`` writes ``report.md``, ``summary.csv``, ``effects.csv``,
-``curves.csv``, ``preferences.csv``, learning-curve plots (PNG and SVG) and one self-contained
-``report.html`` (plots inlined), and returns the tables.
+``build_report(results, out_dir)`` (results: :func:`msc_graph.results.settings.load_results` of the
+files, or plain records) writes ``report.md``, one self-contained ``report.html`` (tables, figures
+inlined, the transcript viewer), CSVs (``summary``, ``effects``, ``curves``, ``categories``,
+``preferences``, ``costs``, ``settings``, and ``dropped`` when records were dropped) and a figure per
+metric as PNG, SVG and PDF, and returns the tables.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import html
-from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
-from msc_graph.metrics import enforced_preferences
-from msc_graph.results.stats import aggregate, aggregate_by_session_index, paired_bootstrap_diff
-
-#: The study's headline (Llama-3.3-70B-Instruct agent, all five datasets), as summarised from it;
-#: "notes" is its memory agent (notes plus LLM selection), shown beside every learning memory mode.
-PUBLISHED_HEADLINE = {
-    "none": {"task_success": 41.78, "user_effort": 2.98, "length": 15.96},
-    "notes": {"task_success": 46.38, "user_effort": 1.96, "length": 14.53},
-}
-METRICS = (("task_success", "TS %", 100.0), ("user_effort", "UE", 1.0), ("length", "Len", 1.0))
-
-
-def setting_of(r: dict) -> str:
-    return f"{r.get('agent_model', '?')} / memory={r.get('memory', 'none')}"
-
-
-def _group(records: list[dict], key) -> dict:
-    out: dict = defaultdict(list)
-    for r in records:
-        out[key(r)].append(r)
-    return dict(sorted(out.items()))
-
-
-def summary_rows(records: list[dict]) -> list[dict]:
-    rows = []
-    for (dataset, setting), recs in _group(records, lambda r: (r["dataset"], setting_of(r))).items():
-        agg = aggregate(recs)
-        row = {"dataset": dataset, "setting": setting, "sessions": agg["sessions"], "completed": agg["completed"]}
-        for key, label, scale in METRICS:
-            est = agg[key]
-            row[label] = est.fmt(scale=scale, digits=1 if key == "task_success" else 2)
-            row[f"{key}_mean"] = None if est.mean is None else est.mean * scale
-        row["failures"] = ", ".join(f"{k}: {v}" for k, v in sorted(agg["failures"].items())) or "0"
-        memory = recs[0].get("memory", "none")
-        pub_key = "none" if memory == "none" else "notes" if memory in ("notes", "select", "retrieval") else None
-        pub = PUBLISHED_HEADLINE.get(pub_key) if "Llama-3.3-70B" in setting and pub_key else None
-        row["published (all datasets)"] = (
-            f"TS {pub['task_success']}%, UE {pub['user_effort']}, Len {pub['length']}" if pub else ""
-        )
-        rows.append(row)
-    return rows
-
-
-def effect_rows(records: list[dict]) -> list[dict]:
-    """Memory settings minus the no-memory run of the same agent, users and problems (paired)."""
-    rows = []
-    by_ds_model = _group(records, lambda r: (r["dataset"], r.get("agent_model", "?")))
-    for (dataset, model), recs in by_ds_model.items():
-        by_mem = _group([r for r in recs if not r.get("failure")], lambda r: r.get("memory", "none"))
-        base = by_mem.get("none")
-        if not base:
-            continue
-        for mem, other in by_mem.items():
-            if mem == "none":
-                continue
-            row = {"dataset": dataset, "agent": model, "setting": f"memory={mem} vs none"}
-            for key, label, scale in METRICS:
-                a = {(r["user_id"], r["problem_id"]): float(r[key]) * scale for r in base if r.get(key) is not None}
-                b = {(r["user_id"], r["problem_id"]): float(r[key]) * scale for r in other if r.get(key) is not None}
-                diff = paired_bootstrap_diff(a, b)
-                row[f"d{label}"] = diff.fmt(digits=2)
-                row["pairs"] = diff.n
-            rows.append(row)
-    return rows
-
-
-def curve_rows(records: list[dict]) -> list[dict]:
-    rows = []
-    for (dataset, setting), recs in _group(records, lambda r: (r["dataset"], setting_of(r))).items():
-        for idx, agg in aggregate_by_session_index(recs).items():
-            row = {"dataset": dataset, "setting": setting, "session_index": idx, "n": agg["completed"]}
-            for key, label, scale in METRICS:
-                est = agg[key]
-                row[label] = None if est.mean is None else round(est.mean * scale, 3)
-                row[f"{label} low"] = None if est.low is None else round(est.low * scale, 3)
-                row[f"{label} high"] = None if est.high is None else round(est.high * scale, 3)
-            rows.append(row)
-    return rows
-
-
-def preference_rows(records: list[dict]) -> list[dict]:
-    """How often each preference is enforced, per setting and session index."""
-    counts: dict = defaultdict(lambda: [0, 0])
-    for r in records:
-        if r.get("failure"):
-            continue
-        enforced = set(enforced_preferences(r))
-        for i, category in enumerate(r.get("categories") or ["?"] * len(r.get("preferences") or [])):
-            text = r["preferences"][i]
-            key = (setting_of(r), f"{category}: {text[:70]}", r["session_index"])
-            counts[key][0] += i in enforced
-            counts[key][1] += 1
-    return [
-        {"setting": s, "preference": p, "session_index": k, "enforced": e, "sessions": n, "rate": round(e / n, 3)}
-        for (s, p, k), (e, n) in sorted(counts.items())
-    ]
-
-
-def cost_rows(records: list[dict]) -> list[dict]:
-    rows = []
-    for setting, recs in _group(records, setting_of).items():
-        roles: dict = defaultdict(lambda: defaultdict(float))
-        for r in recs:
-            for role, u in (r.get("usage") or {}).items():
-                for k, v in u.items():
-                    roles[role][k] += v
-        n = len(recs)
-        for role, u in sorted(roles.items()):
-            prompt = u["prompt_tokens"]
-            rows.append({
-                "setting": setting, "role": role, "calls/session": round(u["calls"] / n, 2),
-                "prompt tok/session": round(prompt / n), "completion tok/session": round(u["completion_tokens"] / n),
-                "cache hit": f"{100 * u['cached_prompt_tokens'] / prompt:.1f}%" if prompt else "n/a",
-            })  # fmt: skip
-        wall = sum((r.get("timing") or {}).get("wall_s", 0) for r in recs) / n
-        rows.append({"setting": setting, "role": "(session wall time)", "calls/session": f"{wall:.1f}s"})
-    return rows
-
-
-def plot_curves(curves: list[dict], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    paths = []
-    for dataset, rows in _group(curves, lambda r: r["dataset"]).items():
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-        for ax, (_, label, _) in zip(axes, METRICS, strict=True):
-            for setting, srows in _group(rows, lambda r: r["setting"]).items():
-                xs = [r["session_index"] for r in srows if r[label] is not None]
-                ys = [r[label] for r in srows if r[label] is not None]
-                lo = [r[f"{label} low"] if r[f"{label} low"] is not None else r[label] for r in srows if r[label] is not None]
-                hi = [r[f"{label} high"] if r[f"{label} high"] is not None else r[label] for r in srows if r[label] is not None]
-                (line,) = ax.plot(xs, ys, marker="o", label=setting)
-                ax.fill_between(xs, lo, hi, alpha=0.15, color=line.get_color())
-            ax.set_title(label)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("session index")
-            ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=8)
-        fig.suptitle(f"Learning curves: {dataset}")
-        fig.tight_layout()
-        for ext in ("png", "svg"):
-            path = out_dir / f"curves_{dataset}.{ext}"
-            fig.savefig(path, dpi=110)
-            paths.append(path)
-        plt.close(fig)
-    return paths
-
-
-def _md_table(rows: list[dict], columns: list[str]) -> str:
-    if not rows:
-        return "_(none)_\n"
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    return head + "".join("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |\n" for r in rows)
-
-
-def _html_table(rows: list[dict], columns: list[str]) -> str:
-    if not rows:
-        return "<p><em>none</em></p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    if not rows:
-        path.write_text("")
-        return
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-
-
-SUMMARY_COLS = ["dataset", "setting", "sessions", "completed", "TS %", "UE", "Len", "failures", "published (all datasets)"]
-EFFECT_COLS = ["dataset", "agent", "setting", "pairs", "dTS %", "dUE", "dLen"]
-COST_COLS = ["setting", "role", "calls/session", "prompt tok/session", "completion tok/session", "cache hit"]
-NOTE = (
-    "TS, UE and Len are means over completed sessions with 95% bootstrap confidence intervals; failed "
-    "sessions are excluded and counted under failures. Effects are paired by user and problem. In the "
-    "published design every user meets the same problems in the same order, so session index and problem "
-    "difficulty are confounded; runs made with --shuffle-problems-per-user separate learning from difficulty."
+from msc_graph.results import figures, preferences, render, tables
+from msc_graph.results.measures import (
+    HEADLINE,
+    INTERACTION,
+    LATE_FRACTION,
+    METRICS,
+    QUICK_TURNS,
+    late_windows,
+    session_table,
 )
+from msc_graph.results.settings import LoadedResults
+from msc_graph.results.tables import PUBLISHED_HEADLINE, Options
+from msc_graph.results.viewer import Which, viewer_data, viewer_html
+from msc_graph.results.viewer_page import VIEWER_CSS
+
+__all__ = ["PUBLISHED_HEADLINE", "ReportOptions", "build_report"]
+
+LABEL = {m.key: m.label for m in METRICS}
+SUMMARY_COLS = ["dataset", "setting", "users", "sessions", "completed", *(LABEL[k] for k in HEADLINE), "failures"]
+PUBLISHED_COLS = ["published aggregation", "published headline"]
+USER_COLS = ["dataset", "setting", "users", *(f"{LABEL[k]} (per-user)" for k in HEADLINE)]
+INTERACTION_COLS = ["dataset", "setting", *(LABEL[k] for k in INTERACTION)]
+EFFECT_COLS = ["dataset", "comparison", "pairs", "users", *(c for k in HEADLINE for c in (f"d{LABEL[k]}", f"p {LABEL[k]}")), "note"]
+EFFECT_MORE = ["dataset", "comparison", *(c for m in METRICS if m.den is None and m.key not in HEADLINE for c in (f"d{m.label}", f"p {m.label}"))]
+CATEGORY_COLS = ["setting", "category", "rate first %", "n first", "rate last %", "n last", "change (pp)"]
+PREF_COLS = ["setting", "category", "preference", "rate first %", "rate last %", "change (pp)", "n last"]
+COST_COLS = ["setting", "role", "calls/session", "prompt tok/session", "completion tok/session", "cache hit", "latency s/call"]
+#: Preferences shown in the Markdown and HTML tables (all of them are in preferences.csv).
+PREF_ROWS_SHOWN = 200
+SETTING_COLS = ["setting", "id", "protocol", "datasets", "sessions", "wall s/session", "settings hash(es)", "files"]
 
 
-def build_report(records: list[dict], out_dir: str | Path) -> dict:
+@dataclass
+class ReportOptions:
+    compare: str = "memory"
+    baseline: str = "none"
+    seed: int = 0
+    quick_turns: int = QUICK_TURNS
+    late_fraction: float = LATE_FRACTION
+    transcripts: Which = "all"
+
+
+def compute(loaded: LoadedResults, o: ReportOptions) -> dict:
+    df = session_table(loaded.records, quick_turns=o.quick_turns, late_fraction=o.late_fraction)
+    st = loaded.settings
+    pt = preferences.preference_table(loaded.records)
+    return {
+        "frame": df, "late_windows": late_windows(df),
+        "summary": tables.summary_rows(df, st, o.seed), "curves": tables.curve_rows(df, st, o.seed),
+        "effects": tables.effect_rows(df, loaded, Options(o.compare, o.baseline, o.seed)),
+        "categories": preferences.category_curves(pt, st, o.seed), "category_summary": preferences.category_summary(pt, st),
+        "preferences": preferences.preference_rows(pt, st), "costs": tables.cost_rows(loaded),
+        "settings": tables.settings_rows(loaded, df),
+        "dropped": [{"reason": "duplicate", **d} for d in loaded.duplicates],
+    }  # fmt: skip
+
+
+def build_report(results: LoadedResults | list[dict], out_dir: str | Path, options: ReportOptions | None = None) -> dict:
+    o = options or ReportOptions()
+    loaded = results if isinstance(results, LoadedResults) else LoadedResults.from_records(list(results))
+    if not loaded.records:
+        raise ValueError("no sessions to report on")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary, effects, curves = summary_rows(records), effect_rows(records), curve_rows(records)
-    prefs, costs = preference_rows(records), cost_rows(records)
-    for name, rows in (("summary", summary), ("effects", effects), ("curves", curves), ("preferences", prefs), ("costs", costs)):
-        _write_csv(out / f"{name}.csv", rows)
-    plots = plot_curves(curves, out)
-    shuffled = any(r.get("problem_id") != r.get("session_index") for r in records)
-    order_note = "Problem order: shuffled per user." if shuffled else "Problem order: the same for every user (confounded)."
-    top_prefs = _preference_overview(prefs)
-    md = [
-        "# MultiSessionCollab report\n", NOTE + "\n", order_note + "\n",
-        "## Results\n", _md_table(summary, SUMMARY_COLS),
-        "\n## Effect of memory (paired)\n", _md_table(effects, EFFECT_COLS),
-        "\n## Learning curves\n", *(f"![{p.stem}]({p.name})\n" for p in plots if p.suffix == ".png"),
-        "\n## Preferences: enforcement rate in the first and last session\n",
-        _md_table(top_prefs, ["setting", "preference", "first", "last"]),
-        "\n## Cost\n", _md_table(costs, COST_COLS),
+    t = compute(loaded, o)
+    for name in ("summary", "effects", "curves", "categories", "preferences", "costs", "settings"):
+        render.write_csv(out / f"{name}.csv", t[name])
+    if t["dropped"]:
+        render.write_csv(out / "dropped.csv", t["dropped"])
+    labels = {s.id: s.label for s in loaded.settings.values()}
+    plots = figures.metric_figures(t["curves"], labels, out) + figures.category_figure(t["categories"], labels, out)
+    t["plots"] = plots
+    data_note = _data_note(loaded)
+    (out / "report.md").write_text(_markdown(t, data_note, o), encoding="utf-8")
+    index, chunks = viewer_data(loaded.records, loaded.settings, o.transcripts)
+    (out / "report.html").write_text(_html(t, data_note, o, viewer_html(index, chunks)), encoding="utf-8")
+    t.pop("frame")
+    return t
+
+
+def _data_note(loaded: LoadedResults) -> str:
+    parts = [f"{len(loaded.records)} sessions counted from {len(loaded.files)} file(s)."]
+    if loaded.superseded:
+        parts.append(f"{loaded.superseded} earlier attempt(s) of sessions that were run again are superseded by the later record.")
+    if loaded.duplicates:
+        parts.append(f"{len(loaded.duplicates)} duplicate record(s) (the same setting, user and session in two files) "
+                     "were dropped; the first file given wins (listed in dropped.csv).")  # fmt: skip
+    above = sum(1 for r in loaded.records if isinstance(r.get("task_success"), (int, float)) and r["task_success"] > 1)
+    if above:
+        parts.append(f"{above} session(s) carry a judge accuracy above 1 (the published protocol keeps the judge's integer "
+                     "as it is); TS counts them as recorded, as the published aggregation does.")  # fmt: skip
+    if loaded.no_manifest:
+        parts.append(f"No manifest beside {', '.join(loaded.no_manifest)}: their settings are known by hash only, so they "
+                     "are neither pooled across datasets nor paired.")  # fmt: skip
+    return " ".join(parts)
+
+
+def _summary_columns(t: dict) -> list[str]:
+    published = any(r.get("published aggregation") for r in t["summary"])
+    return SUMMARY_COLS + (PUBLISHED_COLS if published else [])
+
+
+def _markdown(t: dict, data_note: str, o: ReportOptions) -> str:
+    md = render.md_table
+    pngs = [p for p in t["plots"] if p.suffix == ".png"]
+    parts = [
+        "# MultiSessionCollab report\n", render.method_note() + "\n", data_note + "\n",
+        "\n## Settings\n", md(t["settings"], SETTING_COLS),
+        "\n## Results (per-session mean [95% CI])\n", md(t["summary"], _summary_columns(t)),
+        "\n## Mean of per-user means [95% CI]\n", md(t["summary"], USER_COLS),
+        "\n## Interaction metrics\n", md(t["summary"], INTERACTION_COLS),
+        f"\n## Paired effects ({o.compare} vs {o.baseline})\n", md(t["effects"], EFFECT_COLS),
+        "\nThe same pairs, interaction metrics:\n\n", md([r for r in t["effects"] if r.get("pairs")], EFFECT_MORE),
+        "\n## Learning curves\n", *(f"![{p.stem}]({p.name})\n\n" for p in pngs),
+        "\n## Learning per preference category (enforcement rate, first vs last session)\n",
+        md(t["category_summary"], CATEGORY_COLS),
+        "\n## Preferences (full text; enforcement rate, first vs last session)\n", md(t["preferences"][:PREF_ROWS_SHOWN], PREF_COLS),
+        _more_preferences(t),
+        "\n## Cost\n", md(t["costs"], COST_COLS),
+        "\n## Definitions\n", "\n".join(render.definitions(t["late_windows"], o.quick_turns, o.late_fraction)) + "\n",
+        "\nThe conversations themselves: open report.html (Transcripts).\n",
     ]  # fmt: skip
-    (out / "report.md").write_text("".join(md), encoding="utf-8")
-    images = "".join(
-        f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"></figure>'
-        for p in plots
-        if p.suffix == ".png"
-    )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>MultiSessionCollab report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #bbb;padding:4px 8px;font-size:13px}}th{{background:#eee}}img{{max-width:100%}}</style></head>
-<body><h1>MultiSessionCollab report</h1><p>{html.escape(NOTE)}</p><p>{html.escape(order_note)}</p>
-<h2>Results</h2>{_html_table(summary, SUMMARY_COLS)}
-<h2>Effect of memory (paired)</h2>{_html_table(effects, EFFECT_COLS)}
-<h2>Learning curves</h2>{images}
-<h2>Preferences: enforcement rate in the first and last session</h2>{_html_table(top_prefs, ["setting", "preference", "first", "last"])}
-<h2>Cost</h2>{_html_table(costs, COST_COLS)}</body></html>"""
-    (out / "report.html").write_text(page, encoding="utf-8")
-    return {"summary": summary, "effects": effects, "curves": curves, "preferences": prefs, "costs": costs, "plots": plots}
+    return "".join(parts)
 
 
-def _preference_overview(prefs: list[dict]) -> list[dict]:
-    rows = []
-    for (setting, pref), group in _group(prefs, lambda r: (r["setting"], r["preference"])).items():
-        first = min(group, key=lambda r: r["session_index"])
-        last = max(group, key=lambda r: r["session_index"])
-        rows.append({"setting": setting, "preference": pref, "first": f"{first['rate']:.2f} (n={first['sessions']})",
-                     "last": f"{last['rate']:.2f} (n={last['sessions']})"})  # fmt: skip
-    return rows
+def _more_preferences(t: dict) -> str:
+    more = len(t["preferences"]) - PREF_ROWS_SHOWN
+    return f"\n{more} more preference rows in preferences.csv.\n" if more > 0 else ""
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></figure>'
+
+
+PAGE_CSS = """body{font-family:system-ui,sans-serif;margin:1.5em 2em;max-width:1500px}nav a{margin-right:1em}
+table{border-collapse:collapse;margin:.8em 0}td,th{border:1px solid #bbb;padding:3px 7px;font-size:13px;vertical-align:top;white-space:nowrap}
+td.t{white-space:normal;min-width:22em}th{background:#eee;white-space:normal}img{max-width:min(100%,1200px)}
+figure{margin:1em 0}.wide{overflow-x:auto}"""
+
+
+def _html(t: dict, data_note: str, o: ReportOptions, viewer: str) -> str:
+    h = lambda rows, cols: f'<div class="wide">{render.html_table(rows, cols)}</div>'  # noqa: E731
+    defs = "".join(f"<li>{html.escape(line[2:].replace('**', ''))}</li>" for line in render.definitions(t["late_windows"], o.quick_turns, o.late_fraction))
+    nav = "".join(f'<a href="#{a}">{n}</a>' for a, n in (("results", "Results"), ("effects", "Effects"), ("curves", "Figures"),
+                  ("categories", "Preferences"), ("cost", "Cost"), ("settings", "Settings"), ("transcripts", "Transcripts")))  # fmt: skip
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>MultiSessionCollab report</title>
+<style>{PAGE_CSS}{VIEWER_CSS}</style></head><body><h1>MultiSessionCollab report</h1><nav>{nav}</nav>
+<p>{html.escape(render.method_note())}</p><p>{html.escape(data_note)}</p>
+<h2 id="results">Results (per-session mean [95% CI])</h2>{h(t["summary"], _summary_columns(t))}
+<h3>Mean of per-user means [95% CI]</h3>{h(t["summary"], USER_COLS)}
+<h3>Interaction metrics</h3>{h(t["summary"], INTERACTION_COLS)}
+<h2 id="effects">Paired effects ({html.escape(o.compare)} vs {html.escape(o.baseline)})</h2>{h(t["effects"], EFFECT_COLS)}
+{h([r for r in t["effects"] if r.get("pairs")], EFFECT_MORE)}
+<h2 id="curves">Learning curves</h2>{"".join(_img(p) for p in t["plots"] if p.suffix == ".png")}
+<h2 id="categories">Learning per preference category</h2>{h(t["category_summary"], CATEGORY_COLS)}
+<h3>Preferences</h3>{h(t["preferences"][:PREF_ROWS_SHOWN], PREF_COLS)}<p>{html.escape(_more_preferences(t))}</p>
+<h2 id="cost">Cost</h2>{h(t["costs"], COST_COLS)}
+<h2 id="settings">Settings</h2>{h(t["settings"], SETTING_COLS)}
+<h2>Definitions</h2><ul>{defs}</ul>
+{viewer}</body></html>"""
