@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     write_merged(result, args.output)
     print(f"{len(result.records)} sessions -> {args.output}"
           + (f" (expected {result.expected})" if result.expected is not None else " (no manifests: gaps unknown)"))  # fmt: skip
+    if result.superseded:
+        print(f"superseded ({result.superseded}): attempts a rerun replaced (the last record of a session counts)")
     if result.duplicates:
         print(f"duplicates ({len(result.duplicates)}, first kept): "
               + ", ".join(f"user {u} session {s}" for u, s in result.duplicates[:20]))  # fmt: skip
