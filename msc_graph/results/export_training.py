@@ -21,6 +21,13 @@ from msc_graph.metrics import enforced_preferences
 DEFAULT_COVER_THRESHOLD = 0.86
 
 
+def memory_texts(memory) -> list[str]:
+    """The texts a design's memory holds: one per note, or the document of the published design."""
+    if isinstance(memory, str):
+        return [memory] if memory.strip() else []
+    return [note_text(n) if isinstance(n, dict) else str(n) for n in memory or [] if n]
+
+
 def reflection_examples(records: list[dict], threshold: float = DEFAULT_COVER_THRESHOLD, embedding=None) -> list[dict]:
     emb = embedding or make_embedding()
     by_user: dict[int, dict[int, dict]] = defaultdict(dict)
@@ -35,7 +42,7 @@ def reflection_examples(records: list[dict], threshold: float = DEFAULT_COVER_TH
                 raise ValueError(f"record user {uid} session {k} has no notes: export needs a memory run's results")
             enforced = enforced_preferences(r)
             coverage = []
-            notes_text = [note_text(n) for n in r["notes_after"] if n]
+            notes_text = memory_texts(r["notes_after"])
             if enforced and notes_text:
                 note_vecs = np.asarray(emb(notes_text))
                 pref_vecs = np.asarray(emb.embed_query([r["preferences"][i] for i in enforced]))
