@@ -20,6 +20,9 @@ DESIGNS: dict[str, str] = {
     "select": "msc_graph.memory.designs.select:LLMSelection",
     "oracle": "msc_graph.memory.designs.oracle:Oracle",
     "published": "msc_graph.memory.designs.published:PublishedNotes",
+    # baselines (pip install -e ".[baselines]")
+    "mem0": "msc_graph.memory.designs.mem0:Mem0Memory",
+    "langmem": "msc_graph.memory.designs.langmem:LangMemMemory",
 }
 
 

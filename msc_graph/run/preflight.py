@@ -7,6 +7,7 @@ import httpx
 
 from msc_graph.config import ROLES, SessionContext
 from msc_graph.graphs.context import role_configs
+from msc_graph.graphs.memory import design_for
 from msc_graph.memory.embeddings import embedding_for
 from msc_graph.run.errors import RunError
 from msc_graph.security import redact
@@ -36,6 +37,7 @@ async def preflight(ctx: SessionContext) -> None:
             require_model(served, configs[role].model, f"endpoint {url} ({role})", model_flags(role))
     if ctx.memory in EMBEDDING_DESIGNS:
         await check_embeddings(ctx)
+    await design_for(ctx).preflight()  # what the memory design needs (e.g. tool calls for LangMem)
 
 
 def model_flags(role: str) -> str:

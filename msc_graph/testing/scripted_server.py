@@ -10,7 +10,13 @@ same sessions produce the same records. It recognises which role is calling from
 - reflection: one note per user message that asked for a change;
 - note selection: picks note 1;
 - the agent: a short reply, in bullet points only once the word "bullet" appears in what it is sent
-  (the user asked, or its notes say so), as text or JSON when ``response_format`` asks.
+  (the user asked, or its notes say so), as text or JSON when ``response_format`` asks;
+- mem0's fact extraction (its "Memory Extractor" prompt): ``{"memory": [...]}`` with one memory
+  about bullet points when a user message among the new messages asked for them, else none;
+- LangMem (a request that offers ``tools``): tool calls. A ``Memory`` call records the bullet-point
+  preference when the user asked for it and no existing memory has it; with existing memories
+  (``PatchDoc`` offered, a tool call required) a ``PatchDoc`` that keeps the memory as it is;
+  ``search_memory`` searches for the latest user message.
 
 So without memory every session costs one enforcement; with memory, sessions after the first cost none.
 
@@ -23,6 +29,7 @@ Run: ``python -m msc_graph.testing.scripted_server --port 0`` prints ``PORT <n>`
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import hashlib
 import json
@@ -37,6 +44,9 @@ JUDGE_MARK = ROLE_MARKS["judge"]
 REFLECT_MARK = ROLE_MARKS["reflect"]
 SELECT_MARK = ROLE_MARKS["select"]
 ENFORCE_TEXT = "Please use bullet points, as I asked."
+#: What mem0 and LangMem learn from a session where the user asked for bullet points.
+LEARNED_TEXT = "The user wants answers as bullet points."
+MEM0_MARK = "You are a Memory Extractor"
 
 
 class ScriptedServer:
@@ -58,9 +68,14 @@ class ScriptedServer:
 
     # ------------------------------------------------------------------ replies
 
-    def reply_for(self, body: dict) -> str:
+    def reply_for(self, body: dict) -> str | dict:
+        """The reply's text, or a whole message (tool calls)."""
         messages = body.get("messages") or []
         first = messages[0]["content"] if messages else ""
+        if body.get("tools"):
+            return _tool_reply(body)
+        if isinstance(first, str) and MEM0_MARK in first:
+            return _mem0_reply(messages)
         if USER_MARK in first:
             return json.dumps(self._user_reply(messages))
         if JUDGE_MARK in first:
@@ -163,18 +178,23 @@ class ScriptedServer:
                 if self.latency:
                     await asyncio.sleep(self.latency)
                 self.requests += 1
-                content = self.reply_for(req)
-            prompt_tokens = sum(len(m.get("content") or "") for m in req.get("messages", [])) // 4 + 1
+                reply = self.reply_for(req)
+            message = reply if isinstance(reply, dict) else {"role": "assistant", "content": reply}
+            finish = "tool_calls" if message.get("tool_calls") else "stop"
+            produced = len(message.get("content") or "")
+            if message.get("tool_calls"):
+                produced += len(json.dumps(message["tool_calls"]))
+            prompt_tokens = sum(len(str(m.get("content") or "")) for m in req.get("messages", [])) // 4 + 1
             return 200, {
                 "id": f"chatcmpl-{self.requests}",
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": self.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
-                    "completion_tokens": len(content) // 4 + 1,
-                    "total_tokens": prompt_tokens + len(content) // 4 + 1,
+                    "completion_tokens": produced // 4 + 1,
+                    "total_tokens": prompt_tokens + produced // 4 + 1,
                     "prompt_tokens_details": {"cached_tokens": prompt_tokens // 2},
                 },
             }
@@ -186,6 +206,53 @@ class ScriptedServer:
                 {"object": "embedding", "index": i, "embedding": _toy_embedding(t)} for i, t in enumerate(inputs)
             ]}
         return 404, {"error": {"message": f"no route {method} {path}"}}
+
+
+def _mem0_reply(messages: list[dict]) -> str:
+    """mem0's extraction: the bullet-point preference when a user message among the new ones asked."""
+    prompt = str(messages[-1].get("content") or "")
+    new = prompt.split("## New Messages", 1)[-1].split("## Observation Date", 1)[0]
+    asked = re.search(r"^user: [^\n]*bullet", new, re.MULTILINE | re.IGNORECASE)
+    memory = [{"id": "0", "text": LEARNED_TEXT, "attributed_to": "user", "linked_memory_ids": []}] if asked else []
+    return json.dumps({"memory": memory})
+
+
+def _tool_call(name: str, args: dict, n: int) -> dict:
+    digest = hashlib.sha256(json.dumps([name, args, n], sort_keys=True).encode()).hexdigest()[:12]
+    return {"id": f"call_{digest}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+
+
+def _tool_reply(body: dict) -> dict:
+    """LangMem's memory manager (trustcall): tool calls chosen from the request alone."""
+    messages = body.get("messages") or []
+    names = [t.get("function", {}).get("name") for t in body.get("tools") or []]
+    text = "\n".join(str(m.get("content") or "") for m in messages)
+    system = str(messages[0].get("content") or "") if messages and messages[0].get("role") == "system" else ""
+    if "search_memory" in names:
+        last_user = next((str(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+        calls = [_tool_call("search_memory", {"query": last_user[-300:]}, 0)]
+        return {"role": "assistant", "content": "", "tool_calls": calls}
+    conversation = text.split("<session_", 1)[-1] if "<session_" in text else text
+    asked = re.search(r"Human Message =+\s*\n\s*\n[^\n]*bullet", conversation, re.IGNORECASE) is not None
+    existing = re.findall(r'<instance id=(\S+) schema_type="Memory">\n(.*?)\n</instance>', system, re.DOTALL)
+    calls = []
+    if asked and not any("bullet" in doc.lower() for _, doc in existing) and "Memory" in names:
+        calls.append(_tool_call("Memory", {"content": LEARNED_TEXT}, len(calls)))
+    if not calls and existing and "PatchDoc" in names:  # a tool call is required: keep a memory as it is
+        doc_id, doc = existing[0]
+        try:
+            content = ast.literal_eval(doc.strip()).get("content", "")
+        except (ValueError, SyntaxError, AttributeError):
+            content = doc.strip()
+        patch = {"json_doc_id": doc_id, "planned_edits": "nothing new", "patches": [
+            {"op": "replace", "path": "/content", "value": content}]}  # fmt: skip
+        calls.append(_tool_call("PatchDoc", patch, len(calls)))
+    if not calls and body.get("tool_choice") in ("required", "any") and names:  # e.g. a tool-calling check
+        params = (body["tools"][0].get("function") or {}).get("parameters") or {}
+        calls.append(_tool_call(names[0], {p: "probe" for p in params.get("required") or []}, 0))
+    if not calls:
+        return {"role": "assistant", "content": "Nothing to record."}
+    return {"role": "assistant", "content": "", "tool_calls": calls}
 
 
 async def write_response(

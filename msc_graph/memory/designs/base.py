@@ -137,5 +137,9 @@ class MemoryDesign:
     async def restore(self, user_id: int | str, memory: Any) -> None:
         """Make the store hold ``memory`` for the user (resume)."""
 
+    async def preflight(self) -> None:
+        """Checks before the run writes anything (skipped by ``--skip-preflight``): raise an error
+        whose message is one line naming the problem and the fix (e.g. a server without tool calls)."""
+
     async def prepare(self, user_ids: list) -> None:
         """Called once by the runner before any session, with every user of the run."""
