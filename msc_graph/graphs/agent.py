@@ -15,10 +15,9 @@ from msc_graph.config import SessionContext
 from msc_graph.graphs import published
 from msc_graph.graphs.context import agent_replies_in_json, context_of, role_configs
 from msc_graph.graphs.memory import design_for, session_info
-from msc_graph.graphs.state import SessionState, said
+from msc_graph.graphs.state import SessionState, failed_turn, said
 from msc_graph.graphs.views import agent_view
 from msc_graph.llm import call_json, call_text
-from msc_graph.outcomes import failure
 from msc_graph.prompts import AGENT_SYSTEM_JSON, AGENT_SYSTEM_TEXT
 from msc_graph.schemas import AgentReply
 
@@ -81,12 +80,7 @@ async def respond(state: SessionState, runtime: Runtime[SessionContext]) -> dict
     usage = {"agent": result.usage.as_dict()}
     turn = state.get("user_turns", 0)
     if not result.ok:
-        return {
-            "usage": usage,
-            "failure": failure("agent", result.error or "no reply", result.kind),
-            "turns": [{"role": "agent", "turn": turn, "raw": result.raw, "error": result.error}],
-            "ended_by": "failure",
-        }
+        return failed_turn("agent", turn, usage, result.error, result.kind, result.raw)
     return {
         "usage": usage,
         "messages": [said("assistant", text)],

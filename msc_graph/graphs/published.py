@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from msc_graph.config import SessionContext, agent_replies_in_json
 from msc_graph.graphs.context import role_configs
-from msc_graph.graphs.state import SessionState, said
+from msc_graph.graphs.state import SessionState, failed_turn, said
 from msc_graph.graphs.views import reversed_view
 from msc_graph.llm import call_text
 from msc_graph.outcomes import failure
@@ -37,8 +37,7 @@ async def user_turn(state: SessionState, ctx: SessionContext) -> dict:
         except rules.Unusable as exc:
             got.error = str(exc)
     if got.error is not None:
-        return {"usage": usage, "failure": failure("user", got.error, got.kind), "ended_by": "failure",
-                "turns": [{"role": "user", "turn": turn, "raw": got.raw, "error": got.error}]}  # fmt: skip
+        return failed_turn("user", turn, usage, got.error, got.kind, got.raw)
     return {
         "usage": usage,
         "messages": [said("user", str(got.value["response"]))],
@@ -73,8 +72,7 @@ async def agent_turn(state: SessionState, ctx: SessionContext, view: list[dict])
     turn = state.get("user_turns", 0)
     usage = {"agent": got.usage.as_dict()}
     if got.error is not None:
-        return {"usage": usage, "failure": failure("agent", got.error, got.kind), "ended_by": "failure",
-                "turns": [{"role": "agent", "turn": turn, "raw": got.raw, "error": got.error}]}  # fmt: skip
+        return failed_turn("agent", turn, usage, got.error, got.kind, got.raw)
     return {
         "usage": usage,
         "messages": [said("assistant", str(fields["response"]))],

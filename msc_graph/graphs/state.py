@@ -18,6 +18,18 @@ def said(role: str, content: str) -> dict:
     return {"role": role, "content": content, "type": MESSAGE_TYPES[role]}
 
 
+def failed_turn(role: str, turn: int, usage: dict, error: str | None, kind: str, raw: Any) -> dict:
+    """The update of a user or agent turn whose call failed: the session ends with that failure."""
+    from msc_graph.outcomes import failure
+
+    return {
+        "usage": usage,
+        "failure": failure(role, error or "no reply", kind),  # type: ignore[arg-type]
+        "turns": [{"role": role, "turn": turn, "raw": raw, "error": error}],
+        "ended_by": "failure",
+    }
+
+
 class SessionInput(TypedDict, total=False):
     """What a caller gives a session: the user, the problem, and (memory runs) the notes so far.
 

@@ -8,10 +8,9 @@ from langgraph.types import interrupt
 from msc_graph.config import SessionContext
 from msc_graph.graphs import published
 from msc_graph.graphs.context import context_of, role_configs
-from msc_graph.graphs.state import SessionState, said
+from msc_graph.graphs.state import SessionState, failed_turn, said
 from msc_graph.graphs.views import reversed_view
 from msc_graph.llm import call_json
-from msc_graph.outcomes import failure
 from msc_graph.prompts import TERMINATION_SIGNAL, user_system_prompt
 from msc_graph.schemas import user_turn_model
 
@@ -36,12 +35,7 @@ async def simulate_user(state: SessionState, runtime: Runtime[SessionContext]) -
     usage = {"user": result.usage.as_dict()}
     turn_index = state.get("user_turns", 0) + 1
     if not result.ok:
-        return {
-            "usage": usage,
-            "failure": failure("user", result.error or "no reply", result.kind),
-            "turns": [{"role": "user", "turn": turn_index, "raw": result.raw, "error": result.error}],
-            "ended_by": "failure",
-        }
+        return failed_turn("user", turn_index, usage, result.error, result.kind, result.raw)
     parsed = result.value
     response = parsed.response.strip() or "..."
     return {
