@@ -204,9 +204,10 @@ class ProcessMemory:
     """The store as the runner sees it when a store process holds the folder.
 
     Each user's current notes and vectors are kept here, so reads never leave the runner after a
-    user's first, and writes are behind: ``areplace`` computes the new notes' vectors with the run's
-    embedding (on the event loop for an endpoint), makes the notes current here at once, and queues
-    the Chroma write without waiting for it. That is safe because the results file is the truth:
+    user's first, and writes are behind: ``areplace`` makes the notes current here at once and
+    queues the Chroma write without waiting for it; the child computes the vectors of new note
+    texts (off the runner's core), which are read back the first time a ranking needs them. That is
+    safe because the results file is the truth:
     the runner restores each user's notes from it when it starts (``arestore``), and the child
     finishes every queued write before it exits, even when the runner was killed. Writes that
     failed are in ``background_errors`` (the runner reports them).
@@ -285,19 +286,14 @@ class ProcessMemory:
             self.process.send(self._store, "replace", user_id, clean, -1)
 
     async def areplace(self, user_id: int | str, notes: list[dict], session_index: int, embedding: Any) -> None:
-        """Make ``notes`` current now and write them behind (see the class)."""
+        """Make ``notes`` current now and write them behind (see the class). Vectors of new note
+        texts are computed by the store process, off the runner's core, and read back only when a
+        ranking needs them; vectors the runner already holds travel with the write."""
         clean = self._changed(user_id, notes)
         if clean is None:
             return
-        vectors = None
-        if clean:  # only texts the user's current notes do not already have a vector for
-            known = self._known_vectors(user_id)
-            texts = [embed_text(n) for n in clean]
-            missing = [t for t in dict.fromkeys(texts) if t not in known]
-            if missing:
-                fresh = await embedding.aembed_passages(missing)
-                known.update(zip(missing, (np.asarray(v, dtype=np.float32) for v in fresh), strict=True))
-            vectors = np.stack([known[t] for t in texts])
+        known, texts = self._known_vectors(user_id), [embed_text(n) for n in clean]
+        vectors = np.stack([known[t] for t in texts]) if clean and all(t in known for t in texts) else None
         self._current[str(user_id)] = (clean, vectors)
         self.process.send(self._store, "replace", user_id, clean, session_index, vectors)
 

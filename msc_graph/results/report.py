@@ -40,7 +40,8 @@ EFFECT_COLS = ["dataset", "comparison", "pairs", "users", *(c for k in HEADLINE 
 EFFECT_MORE = ["dataset", "comparison", *(c for m in METRICS if m.den is None and m.key not in HEADLINE for c in (f"d{m.label}", f"p {m.label}"))]
 CATEGORY_COLS = ["setting", "category", "rate first %", "n first", "rate last %", "n last", "change (pp)"]
 PREF_COLS = ["setting", "category", "preference", "rate first %", "rate last %", "change (pp)", "n last"]
-COST_COLS = ["setting", "role", "calls/session", "prompt tok/session", "completion tok/session", "cache hit", "latency s/call"]
+COST_COLS = ["setting", "role", "calls/session", "prompt tok/session", "completion tok/session", "cache hit",
+             "uncached prompt tok/session", "latency s/call"]  # fmt: skip
 #: Preferences shown in the Markdown and HTML tables (all of them are in preferences.csv).
 PREF_ROWS_SHOWN = 200
 SETTING_COLS = ["setting", "id", "protocol", "datasets", "sessions", "wall s/session", "settings hash(es)", "files"]

@@ -210,6 +210,8 @@ def cost_rows(loaded: LoadedResults) -> list[dict]:
                 "setting": loaded.settings[sid].label, "role": role, "calls/session": round(calls / n, 2),
                 "prompt tok/session": round(prompt / n), "completion tok/session": round(u.get("completion_tokens", 0.0) / n),
                 "cache hit": f"{100 * u.get('cached_prompt_tokens', 0.0) / prompt:.1f}%" if prompt else "n/a",
+                # what the server computed: prompt tokens its prefix cache did not serve
+                "uncached prompt tok/session": round((prompt - u.get("cached_prompt_tokens", 0.0)) / n),
                 "latency s/call": f"{u.get('latency_s', 0.0) / calls:.2f}" if calls else "n/a",
             })  # fmt: skip
     return rows
