@@ -50,9 +50,9 @@ BASE_ENV = {"user": "MSC_USER_API_BASE", "agent": "MSC_AGENT_API_BASE", "judge":
 LOCAL_BACKEND_OVERRIDES: dict[str, Any] = {
     "structured": "json_object",  # what llama.cpp's server enforces
     "parse_retries": 6,  # the small model sometimes runs on until max_tokens
-    "user_max_tokens": 512,
-    "agent_max_tokens": 512,
-    "judge_max_tokens": 512,
+    "user_max_tokens": 512,  # the simulator's JSON (three checks, reasoning, draft, reply) fits
+    "agent_max_tokens": 256,  # a small model runs on; a cut text reply is still a reply
+    "judge_max_tokens": 384,
     "agent_context_tokens": 8192,
 }
 #: Provider prefixes accepted in litellm-style model names (``hosted_vllm/meta-llama/...``).
