@@ -12,7 +12,6 @@ Usage: ``python bench/fault_load.py [--users 1000 --sessions 2 --fault-rate 0.05
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+from flags import workload_parser
 
 from msc_graph.results import read_records
 
@@ -46,15 +46,10 @@ CHILD = (
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--users", type=int, default=1000, help="users (default: %(default)s)")
-    ap.add_argument("--sessions", type=int, default=2, help="sessions per user (default: %(default)s)")
+    ap = workload_parser(__doc__, users=1000, sessions=2, latency=0.05, concurrency=200)
     ap.add_argument("--fault-rate", type=float, default=0.05, help="share of completions that fail (default: %(default)s)")
-    ap.add_argument("--latency", type=float, default=0.05, help="server latency per request, s (default: %(default)s)")
-    ap.add_argument("--concurrency", type=int, default=200, help="sessions in flight (default: %(default)s)")
     ap.add_argument("--timeout", type=float, default=5.0, help="client timeout per request, s (default: %(default)s)")
     ap.add_argument("--memory", action="store_true", help="agent_with_memory (retrieval) instead of no memory")
-    ap.add_argument("--json", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
 
     server = subprocess.Popen(

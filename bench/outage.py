@@ -10,7 +10,6 @@ Usage: ``python bench/outage.py [--users 40 --sessions 3 --outage 120 --latency 
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+from flags import workload_parser
 
 from msc_graph.results import read_records
 
@@ -26,14 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--users", type=int, default=40, help="users (default: %(default)s)")
-    ap.add_argument("--sessions", type=int, default=3, help="sessions per user (default: %(default)s)")
+    ap = workload_parser(__doc__, users=40, sessions=3, latency=0.05, concurrency=50)
     ap.add_argument("--outage", type=float, default=120.0, help="seconds the server is down (default: %(default)s)")
-    ap.add_argument("--latency", type=float, default=0.05, help="server latency per request, s (default: %(default)s)")
-    ap.add_argument("--concurrency", type=int, default=50, help="sessions in flight (default: %(default)s)")
     ap.add_argument("--after", type=int, default=10, help="records written before the outage starts (default: %(default)s)")
-    ap.add_argument("--json", default=None, help="also write the result as JSON here")
     args = ap.parse_args()
 
     server = subprocess.Popen([sys.executable, "-m", "msc_graph.testing.fault_server", "--port", "0", "--latency",

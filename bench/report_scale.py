@@ -13,19 +13,18 @@ Usage: ``python bench/report_scale.py [--users 50 --sessions 20 --datasets 5 --s
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from flags import workload_parser
 
-from msc_graph.results.files import RecordWriter, manifest_path, write_json_atomic  # noqa: E402
+from msc_graph.results.files import RecordWriter, manifest_path, write_json_atomic
+
+ROOT = Path(__file__).resolve().parent.parent
 
 WORDS = ("the a of to and in is it that for on with as this answer step value problem first then so we "
          "compute result equation check number total case each term sum factor prime angle area rate").split()  # fmt: skip
@@ -136,9 +135,7 @@ def open_page(page_path: Path, profile: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--users", type=int, default=50, help="users per setting and dataset (default: %(default)s)")
-    ap.add_argument("--sessions", type=int, default=20, help="sessions per user (default: %(default)s)")
+    ap = workload_parser(__doc__, users=50, sessions=20)
     ap.add_argument("--datasets", type=int, default=5, help="datasets (default: %(default)s)")
     ap.add_argument("--settings", type=int, default=2, help="settings: none, memory, none, ... (default: %(default)s)")
     ap.add_argument("--out", default=None, help="keep the files and the report here (default: a temporary folder)")
@@ -163,6 +160,8 @@ def main() -> None:
     if not args.no_browser:
         result.update(open_page(page, folder / "chromium-profile"))
     print(json.dumps(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import httpx
+from flags import workload_parser
 from harness import REFERENCE, run_ours, run_published_code, start_server
 
 #: (key, label, runner, experiment, options); options: ``server: distinct`` (the server whose
@@ -99,15 +100,10 @@ def print_round(rows: list[dict]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--users", type=int, default=100, help="users (default 100)")
-    ap.add_argument("--sessions", type=int, default=5, help="sessions per user (default 5)")
-    ap.add_argument("--latency", type=float, default=0.2, help="server latency L in seconds (default 0.2)")
+    ap = workload_parser(__doc__, users=100, sessions=5, latency=0.2, concurrency=200)
     ap.add_argument("--capacity", type=int, default=64, help="server capacity C (default 64)")
-    ap.add_argument("--concurrency", type=int, default=200, help="sessions in flight, msc_graph (default 200)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat every setting this many times (default 1)")
     ap.add_argument("--settings", default=",".join(s[0] for s in SETTINGS), help="comma-separated keys of the rows to run")
-    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args()
     keys = [k for k in args.settings.split(",") if k]
     if not (REFERENCE / "run.py").is_file():

@@ -24,6 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import harness
+from flags import workload_parser
 from harness import run_ours, run_published_code, start_server
 from prefix_cache import TOKENIZER, PrefixCache, TokenCounter
 
@@ -104,16 +105,13 @@ def print_table(experiment: str, results: dict[str, dict]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--users", type=int, default=20, help="users (default 20)")
-    ap.add_argument("--sessions", type=int, default=5, help="sessions per user (default 5)")
+    ap = workload_parser(__doc__, users=20, sessions=5)
     ap.add_argument("--terminate-after", type=int, default=7, help="the user ends each session on this turn (default 7)")
     ap.add_argument("--agent-words", type=int, default=180, help="filler words per agent reply (default 180)")
     ap.add_argument("--user-words", type=int, default=60, help="filler words per user reasoning (default 60)")
     ap.add_argument("--notes-words", type=int, default=60, help="filler words per note / notes update (default 60)")
     ap.add_argument("--model", default="meta-llama/Llama-3.3-70B-Instruct",
                     help="the model name served (default: the published one, so the agent answers in JSON as published)")
-    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args()
     harness.use_model(args.model)
     print(f"tokenizer: {TOKENIZER}")

@@ -19,9 +19,9 @@ import hashlib
 import json
 import math
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 Role = Literal["user", "agent", "judge"]
 ROLES: tuple[Role, ...] = ("user", "agent", "judge")
@@ -89,6 +89,11 @@ def normalize_base_url(url: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
+#: A model name with any litellm-style provider prefix stripped; an endpoint ending in ``/v1``.
+ModelName = Annotated[str, AfterValidator(normalize_model_name)]
+ApiBase = Annotated[str, AfterValidator(normalize_base_url)]
+
+
 def is_plugin_spec(name: str) -> bool:
     """``package.module:factory`` names a memory design outside the project."""
     module, sep, attr = name.partition(":")
@@ -119,16 +124,16 @@ class SessionContext(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # -- endpoints and sampling, per role
-    user_api_base: str = _role_field("user", "api_base")
-    user_model: str = _role_field("user", "model")
+    user_api_base: ApiBase = _role_field("user", "api_base")
+    user_model: ModelName = _role_field("user", "model")
     user_temperature: float = _role_field("user", "temperature", ge=0)
     user_max_tokens: int = _role_field("user", "max_tokens", ge=1)
-    agent_api_base: str = _role_field("agent", "api_base")
-    agent_model: str = _role_field("agent", "model")
+    agent_api_base: ApiBase = _role_field("agent", "api_base")
+    agent_model: ModelName = _role_field("agent", "model")
     agent_temperature: float = _role_field("agent", "temperature", ge=0)
     agent_max_tokens: int = _role_field("agent", "max_tokens", ge=1)
-    judge_api_base: str = _role_field("judge", "api_base")
-    judge_model: str = _role_field("judge", "model")
+    judge_api_base: ApiBase = _role_field("judge", "api_base")
+    judge_model: ModelName = _role_field("judge", "model")
     judge_temperature: float = _role_field("judge", "temperature", ge=0)
     judge_max_tokens: int = _role_field("judge", "max_tokens", ge=1)
 
@@ -175,16 +180,6 @@ class SessionContext(BaseModel):
             data = {CONTEXT_ALIASES.get(k, k): v for k, v in data.items()}
         return data
 
-    @field_validator("user_model", "agent_model", "judge_model")
-    @classmethod
-    def _strip_prefix(cls, v: str) -> str:
-        return normalize_model_name(v)
-
-    @field_validator("user_api_base", "agent_api_base", "judge_api_base")
-    @classmethod
-    def _norm_url(cls, v: str) -> str:
-        return normalize_base_url(v)
-
     @field_validator("retrieval_threshold")
     @classmethod
     def _finite(cls, v: float) -> float:
@@ -221,8 +216,8 @@ class RoleConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     role: Role
-    base_url: str = "http://localhost:8000/v1"
-    model: str = "default"
+    base_url: ApiBase = "http://localhost:8000/v1"
+    model: ModelName = "default"
     api_key: SecretStr | None = None
     temperature: float = 1.0
     max_tokens: int = 1024
@@ -233,16 +228,6 @@ class RoleConfig(BaseModel):
     parse_retries: int = 3
     #: Most requests in flight to this endpoint at once (shared by roles on one endpoint).
     max_inflight: int = 256
-
-    @field_validator("model")
-    @classmethod
-    def _strip_prefix(cls, v: str) -> str:
-        return normalize_model_name(v)
-
-    @field_validator("base_url")
-    @classmethod
-    def _norm_url(cls, v: str) -> str:
-        return normalize_base_url(v)
 
     #: Send a key from the environment only to the base URL configured beside it
     #: (``MSC_<ROLE>_API_BASE`` / ``OPENAI_BASE_URL``): for graphs served to callers who choose the

@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 
 @dataclass
 class Traffic:
+    """Since the process started: HTTP requests sent, retried, answered 429; tokens generated."""
+
     requests: int = 0
     retries: int = 0
     throttled: int = 0
-    prompt_tokens: int = 0
     completion_tokens: int = 0
-
-    def reset(self) -> None:
-        for f in fields(self):
-            setattr(self, f.name, 0)
 
 
 TRAFFIC = Traffic()

@@ -80,7 +80,6 @@ class Usage:
         prompt, completion = int(meta.get("input_tokens") or 0), int(meta.get("output_tokens") or 0)
         self.prompt_tokens += prompt
         self.completion_tokens += completion
-        TRAFFIC.prompt_tokens += prompt
         TRAFFIC.completion_tokens += completion
         details = meta.get("input_token_details") or {}
         self.cached_prompt_tokens += int(details.get("cache_read") or 0)

@@ -64,37 +64,24 @@ def assign_gpus(specs: list[ServerSpec], gpus: list[int]) -> list[ServerSpec]:
 
 
 def sglang_command(spec: ServerSpec, python: str = sys.executable) -> list[str]:
-    cmd = [
-        python, "-m", "sglang.launch_server",
-        "--model-path", spec.model_path,
-        "--host", spec.host,
-        "--port", str(spec.port),
-        "--tp-size", str(spec.tp_size),
-        "--dp-size", str(spec.dp_size),
-        "--enable-metrics",
-        "--enable-cache-report",
-    ]  # fmt: skip
-    if spec.mem_fraction is not None:
-        cmd += ["--mem-fraction-static", str(spec.mem_fraction)]
-    if spec.api_key:
-        cmd += ["--api-key", spec.api_key]
-    return cmd
+    base = [python, "-m", "sglang.launch_server", "--model-path", spec.model_path]
+    parallel = ["--tp-size", str(spec.tp_size), "--dp-size", str(spec.dp_size), "--enable-metrics", "--enable-cache-report"]
+    return _command(spec, base, parallel, "--mem-fraction-static")
 
 
 def vllm_command(spec: ServerSpec) -> list[str]:
-    cmd = [
-        "vllm", "serve", spec.model_path,
-        "--host", spec.host,
-        "--port", str(spec.port),
-        "--tensor-parallel-size", str(spec.tp_size),
-        "--data-parallel-size", str(spec.dp_size),
-        "--enable-prefix-caching",
-    ]  # fmt: skip
+    base = ["vllm", "serve", spec.model_path]
+    parallel = ["--tensor-parallel-size", str(spec.tp_size), "--data-parallel-size", str(spec.dp_size),
+                "--enable-prefix-caching"]  # fmt: skip
+    return _command(spec, base, parallel, "--gpu-memory-utilization")
+
+
+def _command(spec: ServerSpec, base: list[str], parallel: list[str], memory_flag: str) -> list[str]:
+    """An engine's command: where it listens, how it is parallelised, its memory share and its key."""
+    cmd = [*base, "--host", spec.host, "--port", str(spec.port), *parallel]
     if spec.mem_fraction is not None:
-        cmd += ["--gpu-memory-utilization", str(spec.mem_fraction)]
-    if spec.api_key:
-        cmd += ["--api-key", spec.api_key]
-    return cmd
+        cmd += [memory_flag, str(spec.mem_fraction)]
+    return cmd + (["--api-key", spec.api_key] if spec.api_key else [])
 
 
 def router_command(

@@ -11,13 +11,13 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from msc_graph.cli.common import (
-    EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_OUTAGE,
     EXIT_OUTPUT_FAILED,
     EXIT_TOO_MANY_FAILURES,
     OneLineParser,
     add_flag,
+    bad_input,
     run_until_signal,
     signal_exit_code,
 )
@@ -221,6 +221,14 @@ def parse_user_ids(text: str | None) -> list[int] | None:
     return ids
 
 
+#: Flags that are ``RunSettings`` fields of the same name, taken as they are.
+RUN_FLAGS = (
+    "experiment_type", "dataset", "split", "eval_size", "seed", "shuffle_problems_per_user", "users", "profiles",
+    "shard", "offline", "output_file", "overwrite", "retry_failed", "memory_in_process", "outage_timeout",
+    "max_failure_rate", "skip_preflight",
+)  # fmt: skip
+
+
 def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None = None) -> RunSettings:
     """The one mapping from flags to settings. ``local``: (url, model) of the local backend."""
     session: dict[str, Any] = {}
@@ -254,27 +262,11 @@ def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None =
     if concurrency is not None and concurrency < 1:
         raise RunError("--concurrency/--batch_size must be at least 1")
     return RunSettings(
-        experiment_type=args.experiment_type,
+        **{name: getattr(args, name) for name in RUN_FLAGS},
         session=session,  # type: ignore[arg-type]
-        dataset=args.dataset,
-        split=args.split,
-        eval_size=args.eval_size,
-        seed=args.seed,
-        shuffle_problems_per_user=args.shuffle_problems_per_user,
-        users=args.users,
         user_ids=parse_user_ids(args.user_ids),
-        profiles=args.profiles,
-        shard=args.shard,
-        offline=args.offline,
-        output_file=args.output_file,
-        overwrite=args.overwrite,
-        retry_failed=args.retry_failed,
         concurrency=1 if args.user_kind == "human" else (concurrency or RUN["concurrency"].default),
-        memory_in_process=args.memory_in_process,
-        outage_timeout=args.outage_timeout,
-        max_failure_rate=args.max_failure_rate,
         progress=not args.no_progress and args.user_kind != "human",
-        skip_preflight=args.skip_preflight,
         api_keys=keys,
     )
 
@@ -335,28 +327,11 @@ def main(argv: list[str] | None = None) -> int:
                 return run(settings_from_args(args, local=(server.base_url, server.model)), args.export_published)
         return run(settings_from_args(args), args.export_published)
     except (RunError, DatasetError, ProfileError, MemoryError_, LocalBackendError, DesignError, ExportError,
-            PublishedCodeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ValidationError as exc:
-        print(f"error: {validation_message(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+            PublishedCodeError, ValidationError) as exc:
+        return bad_input(exc)
     except KeyboardInterrupt:
         print("interrupted: finished sessions are saved; rerun the same command to resume", file=sys.stderr)
         return signal_exit_code("SIGINT")
-
-
-def validation_message(exc: ValidationError) -> str:
-    """One line for the first invalid setting, named by its flag."""
-    first = exc.errors()[0]
-    loc = [str(p) for p in first["loc"] if p != "session"]
-    msg = first["msg"].removeprefix("Value error, ")
-    if not loc:
-        return msg
-    flag = "--" + "-".join(loc).replace("_", "-")
-    value = first.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return f"invalid {flag}: {msg}{shown}"
 
 
 if __name__ == "__main__":

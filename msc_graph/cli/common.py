@@ -11,6 +11,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
 T = TypeVar("T")
 
 EXIT_OK = 0
@@ -133,3 +135,23 @@ def read_results(paths: list[str]) -> list[dict] | None:
         print("error: the result files hold no sessions", file=sys.stderr)
         return None
     return records
+
+
+def bad_input(exc: Exception) -> int:
+    """One ``error:`` line for input a command cannot use, and exit code 2."""
+    message = validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line for the first invalid setting, named by its flag."""
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"] if p != "session"]
+    msg = first["msg"].removeprefix("Value error, ")
+    if not loc:
+        return msg
+    flag = "--" + "-".join(loc).replace("_", "-")
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"invalid {flag}: {msg}{shown}"

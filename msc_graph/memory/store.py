@@ -119,7 +119,23 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
         return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
-class PreferenceMemory:
+class HeldNotes:
+    """Reading a user's notes without blocking the event loop, for a store that keeps users' current
+    notes in the process once read (``cached``) and reads them blocking otherwise (``list``,
+    ``notes_with_vectors``)."""
+
+    async def anotes(self, user_id: int | str, with_vectors: bool) -> tuple[list[dict], np.ndarray | None]:
+        """The user's notes (and their vectors): from this process when it holds them, as it does
+        on most agent turns (no thread hop), else read in a worker thread."""
+        held = self.cached(user_id, with_vectors)  # type: ignore[attr-defined]
+        if held is not None:
+            return held
+        if with_vectors:
+            return await asyncio.to_thread(self.notes_with_vectors, user_id)  # type: ignore[attr-defined]
+        return await asyncio.to_thread(self.list, user_id), None  # type: ignore[attr-defined]
+
+
+class PreferenceMemory(HeldNotes):
     """Notes per user in Chroma. All methods block: call them through ``asyncio.to_thread``.
 
     Chroma is the store of record. Each user's current notes and their vectors are also kept in
@@ -269,16 +285,6 @@ class PreferenceMemory:
         return version, self.notes_with_vectors(user_id)[1]
 
     # -- the async interface the memory designs use (``ProcessMemory`` has the same) ---------
-
-    async def anotes(self, user_id: int | str, with_vectors: bool) -> tuple[list[dict], np.ndarray | None]:
-        """The user's notes (and their vectors): from this process when it holds them, as it does
-        on most agent turns (no thread hop), else read in a worker thread (Chroma blocks)."""
-        held = self.cached(user_id, with_vectors)
-        if held is not None:
-            return held
-        if with_vectors:
-            return await asyncio.to_thread(self.notes_with_vectors, user_id)
-        return await asyncio.to_thread(self.list, user_id), None
 
     async def areplace(self, user_id: int | str, notes: list[dict], session_index: int = -1, embedding: Any = None) -> None:
         """``replace`` in a worker thread (the store process writes behind instead)."""

@@ -16,7 +16,6 @@ so it never outlives the runner by more than that, even when the runner was kill
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -35,7 +34,7 @@ import numpy as np
 
 from msc_graph.memory.access import StoreLocator, install_store, uninstall_store
 from msc_graph.memory.lock import OWNER_ENV, MemoryError_, lock_for_child, lock_held_here, release_lock
-from msc_graph.memory.store import embed_text
+from msc_graph.memory.store import HeldNotes, embed_text
 from msc_graph.memory.store_server import LOCK_FD_ENV, decode, encode
 from msc_graph.schemas import Note
 
@@ -200,7 +199,7 @@ def _as_error(error: dict, prefix: str = "", suffix: str = "") -> Exception:
     return (MemoryError_ if prefix else RuntimeError)(f"{prefix}{error['type']}: {error['message']}{suffix}")
 
 
-class ProcessMemory:
+class ProcessMemory(HeldNotes):
     """The store as the runner sees it when a store process holds the folder.
 
     Each user's current notes and vectors are kept here, so reads never leave the runner after a
@@ -255,15 +254,6 @@ class ProcessMemory:
             notes, vectors = self._call("notes_with_vectors", user_id)
             held = self._current[str(user_id)] = (notes, vectors)
         return held
-
-    async def anotes(self, user_id: int | str, with_vectors: bool) -> tuple[list[dict], np.ndarray | None]:
-        """Held here after a user's first read (no thread hop); the first read asks the child."""
-        held = self.cached(user_id, with_vectors)
-        if held is not None:
-            return held
-        if with_vectors:
-            return await asyncio.to_thread(self.notes_with_vectors, user_id)
-        return await asyncio.to_thread(self.list, user_id), None
 
     # -- writes --------------------------------------------------------------------------
 

@@ -15,14 +15,12 @@ come from ``published_source``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from json_repair import repair_json
 
 from msc_graph.config import RoleConfig
-from msc_graph.llm import Usage, call_text
-from msc_graph.outcomes import FailureKind
+from msc_graph.llm import CallResult, call_text
 
 #: Tries per reply of the user simulator, the agent (JSON mode), the note selection and the notes update.
 REPLY_TRIES = 10
@@ -65,20 +63,9 @@ def with_keys(text: str | None, keys: tuple[str, ...]) -> Any:
     return value
 
 
-@dataclass
-class Reply:
-    """The outcome of up to ten tries at one published reply."""
-
-    value: Any = None
-    raw: list[str] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    error: str | None = None
-    kind: FailureKind = "content"
-
-
-async def reply_with_keys(cfg: RoleConfig, messages: list[dict], keys: tuple[str, ...], tries: int = REPLY_TRIES) -> Reply:
+async def reply_with_keys(cfg: RoleConfig, messages: list[dict], keys: tuple[str, ...], tries: int = REPLY_TRIES) -> CallResult:
     """Ask until a reply has every key (one call per try), as the published agents do."""
-    out = Reply()
+    out = CallResult()
     single = cfg.model_copy(update={"parse_retries": 0})
     for attempt in range(1, tries + 1):
         result = await call_text(single, messages)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from msc_graph.outcomes import failure
@@ -23,20 +24,23 @@ class OutputFailed(Exception):
     """The results file cannot be written: the run stops (finished sessions are on disk)."""
 
 
+@dataclass
 class SessionWriter:
-    def __init__(
-        self, output: Path, runner: SessionRunner, progress: Progress, records: list[dict],
-        on_record: Callable[[dict], None] | None,
-    ) -> None:  # fmt: skip
-        self.file = RecordWriter(output)
-        self.output = output
-        self.runner = runner
-        self.progress = progress
-        self.records = records
-        self.on_record = on_record
-        self.new = 0
-        self.notice = ""
-        self.stopped_by: str | None = None
+    """Appends each finished session to the results file and tells the progress line and ``on_record``."""
+
+    output: Path
+    runner: SessionRunner
+    progress: Progress
+    #: Every record that counts, the new ones appended as they are written.
+    records: list[dict]
+    on_record: Callable[[dict], None] | None = None
+    new: int = 0
+    notice: str = ""
+    stopped_by: str | None = None
+    file: RecordWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.file = RecordWriter(self.output)
 
     def emit(self, job: SessionJob, record: SessionRecord) -> SessionRecord:
         try:
