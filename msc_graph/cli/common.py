@@ -96,7 +96,7 @@ def run_until_signal(
                 task.cancel()
 
         installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in STOP_SIGNALS:
             try:
                 loop.add_signal_handler(sig, stop, sig)
                 installed.append(sig)
@@ -105,17 +105,35 @@ def run_until_signal(
         try:
             return await main()
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            if received:  # the loop is closing: a late signal must not print a traceback
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                    signal.signal(sig, signal.SIG_IGN)
+            _uninstall(loop, installed, ignore_from_now=bool(received))
 
     try:
         result = asyncio.run(runner())
     except (KeyboardInterrupt, asyncio.CancelledError):
         return None, received[0] if received else "SIGINT"
     return result, (received[0] if received else None)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _uninstall(loop: asyncio.AbstractEventLoop, installed: list, ignore_from_now: bool) -> None:
+    """Take the loop's handlers off. After a stop signal, later ones are ignored while the run
+    finishes writing: removing a loop handler restores the default action (which kills), so the
+    signals are blocked from the removal until SIG_IGN is set, and one that came meanwhile is
+    discarded when they are unblocked."""
+    if not ignore_from_now:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def signal_exit_code(name: str) -> int:

