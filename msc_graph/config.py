@@ -299,6 +299,7 @@ class RunSettings(BaseModel):
     outage_timeout: float = Field(900.0, gt=0, description="seconds an endpoint may fail every request before the run stops")
     max_failure_rate: float = Field(0.05, ge=0, le=1, description="exit non-zero above this share of failed sessions")
     progress: bool = True
+    progress_every: float = Field(30.0, gt=0, description="seconds between progress lines when stderr is a log file or a pipe, not a terminal")
     skip_preflight: bool = False
     api_keys: dict[str, SecretStr] = Field(default_factory=dict, description="per role; never written out")
 

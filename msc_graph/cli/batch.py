@@ -172,6 +172,8 @@ def _output(p: argparse.ArgumentParser) -> None:
     add_flag(out, "--export-published", default=None, metavar="PATH", help="also write the published per-user format to PATH")
     add_flag(out, "--config", default=None, help="TOML or YAML file with flag names as keys; flags override it")
     add_flag(out, "--no-progress", action="store_true", help="no banner and progress line (logs stay clean)")
+    add_flag(out, "--progress-every", type=float, default=RUN["progress_every"].default, metavar="SECONDS",
+             help=RUN["progress_every"].description + _d(RUN["progress_every"]))
 
 
 def load_config_file(path: str) -> dict:
@@ -225,7 +227,7 @@ def parse_user_ids(text: str | None) -> list[int] | None:
 RUN_FLAGS = (
     "experiment_type", "dataset", "split", "eval_size", "seed", "shuffle_problems_per_user", "users", "profiles",
     "shard", "offline", "output_file", "overwrite", "retry_failed", "memory_in_process", "outage_timeout",
-    "max_failure_rate", "skip_preflight",
+    "max_failure_rate", "skip_preflight", "progress_every",
 )  # fmt: skip
 
 

@@ -208,7 +208,7 @@ async def drive(
     progress = Progress(
         total, resume.skipped, settings.progress and not human, records,
         remaining_per_user={u: len(js) for u, js in resume.todo.items()}, in_series=prep.learns,
-        concurrency=1 if human else settings.concurrency,
+        concurrency=1 if human else settings.concurrency, every_s=settings.progress_every,
     )  # fmt: skip
     writer = SessionWriter(prep.output, runner, progress, records, on_record)
     users = UserDriver(runner, writer, progress, 1 if human else settings.concurrency, prep.learns)

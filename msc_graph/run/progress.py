@@ -2,8 +2,10 @@
 
 The line: sessions done / total, sessions in flight, running TS / UE / Len and failures, model
 requests with retries and HTTP 429s so far (throttling is visible, not a silent stall), completion
-tokens per second, and an ETA. It refreshes every second, so a slow backend shows activity before
-the first session ends. The ETA knows that a memory user's sessions run one after another: the run
+tokens per second, and an ETA. On a terminal it is one tqdm line that refreshes every second, so a
+slow backend shows activity before the first session ends; when stderr is a file or a pipe (nohup, a
+batch job's log) it is a plain line every ``every_s`` seconds and one at the end, so a log reads as
+lines instead of one line rewritten thousands of times. The ETA knows that a memory user's sessions run one after another: the run
 cannot end before its busiest user has run its remaining sessions in series.
 """
 
@@ -44,6 +46,8 @@ class Progress:
         remaining_per_user: dict[int, int] | None = None,
         in_series: bool = False,
         concurrency: int = 1,
+        every_s: float = 30.0,
+        terminal: bool | None = None,
     ) -> None:
         self.total, self.done = total, initial
         self.n = self.ts_n = self.failed = 0
@@ -58,7 +62,12 @@ class Progress:
         for r in records:
             self._count(r)
         self.bar = None
-        if enabled:
+        self.enabled = enabled
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        self.every_s = 1.0 if self.terminal else every_s
+        if enabled and not self.terminal:
+            self._print_line()
+        elif enabled:
             from tqdm import tqdm
 
             self.bar = tqdm(
@@ -125,22 +134,31 @@ class Progress:
             "ETA": format_eta(self.eta_s()),
         }
 
+    def _print_line(self) -> None:
+        line = ", ".join(f"{k} {v}" for k, v in self.line().items())
+        print(f"sessions {self.done}/{self.total}, {line}", file=sys.stderr, flush=True)
+
     def refresh(self) -> None:
         if self.bar is None:
             return
         self.bar.set_description_str(", ".join(f"{k} {v}" for k, v in self.line().items()), refresh=False)
         self.bar.refresh()
 
-    async def tick(self, every_s: float = 1.0) -> None:
-        """Refresh the line every ``every_s`` seconds until cancelled."""
-        if self.bar is None:
+    async def tick(self) -> None:
+        """Refresh the line (a terminal) or print one (a log) every ``every_s`` seconds until cancelled."""
+        if not self.enabled:
             return
         with contextlib.suppress(asyncio.CancelledError):
             while True:
-                await asyncio.sleep(every_s)
-                self.refresh()
+                await asyncio.sleep(self.every_s)
+                if self.terminal:
+                    self.refresh()
+                else:
+                    self._print_line()
 
     def close(self) -> None:
         if self.bar is not None:
             self.refresh()
             self.bar.close()
+        elif self.enabled:
+            self._print_line()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
+from pathlib import Path
 
 import pytest
 
@@ -215,19 +221,37 @@ def test_one_session_command_prints_transcript_and_metrics(scripted_server):
     assert "task_success=1  user_effort=1  length=6" in res.stdout
 
 
-def test_the_progress_line_shows_what_runs_and_what_moves(tmp_path):
+def _progress_run(tmp_path, *extra: str, terminal: bool) -> tuple[str, Path, str]:
+    """A two-user memory run on a slow scripted server; its stderr as a log file gets it (a pipe) or
+    as a terminal shows it (a pseudo-terminal)."""
     server = start_scripted_server("--latency", "0.2")
+    out = tmp_path / "r.jsonl"
+    args = [sys.executable, str(REPO / "runners" / "batch.py"), "--experiment_type", "agent_with_memory", "--dataset", "demo",
+            "--eval_size", "2", "--users", "2", "--api-base", server.url, "--model", "scripted", "--concurrency", "2",
+            "--output_file", str(out), *extra]  # fmt: skip
     try:
-        out = tmp_path / "r.jsonl"
-        res = run_cli("--experiment_type", "agent_with_memory", "--dataset", "demo", "--eval_size", "2", "--users", "2",
-                      "--api-base", server.url, "--model", "scripted", "--concurrency", "2", "--output_file", str(out),
-                      timeout=120)  # fmt: skip
+        if not terminal:
+            res = subprocess.run(args, capture_output=True, text=True, timeout=120)
+            assert res.returncode == 0, res.stderr
+            return res.stderr, out, server.url
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a new pty is 0 columns wide
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=follower)
+        os.close(follower)
+        chunks = []
+        with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
+            while chunk := os.read(leader, 65536):
+                chunks.append(chunk)
+        os.close(leader)
+        assert proc.wait(timeout=120) == 0, b"".join(chunks).decode(errors="replace")
+        return b"".join(chunks).decode(errors="replace"), out, server.url
     finally:
         server.stop()
-    assert res.returncode == 0, res.stderr
-    lines = res.stderr.replace("\r", "\n").splitlines()
+
+
+def _check_progress(lines: list[str], out: Path, url: str) -> None:
     banner = "\n".join(lines[:6])
-    for part in ("run: agent_with_memory on demo", "memory retrieval", "2 users x 2 = 4", f"agent: scripted at {server.url}",
+    for part in ("run: agent_with_memory on demo", "memory retrieval", "2 users x 2 = 4", f"agent: scripted at {url}",
                  f"output: {out}"):  # fmt: skip
         assert part in banner, banner
     moving = [line for line in lines if line.startswith("sessions ") and "in flight 2" in line]
@@ -235,3 +259,20 @@ def test_the_progress_line_shows_what_runs_and_what_moves(tmp_path):
     last = [line for line in lines if line.startswith("sessions 4/4")][-1]
     for part in ("in flight 0", "TS 100.0%", "UE 0.50", "Len 6.0", "failed 0", "retried", "x429", "tok/s", "ETA"):
         assert part in last, last
+
+
+def test_the_progress_line_in_a_log_is_plain_lines_at_the_interval(tmp_path):
+    stderr, out, url = _progress_run(tmp_path, "--progress-every", "0.5", terminal=False)
+    assert "\r" not in stderr and "|" not in stderr  # lines a log reader can tail, no bar redrawn in place
+    lines = stderr.splitlines()
+    _check_progress(lines, out, url)
+    progress = [line for line in lines if line.startswith("sessions ")]
+    assert progress[0].startswith("sessions 0/4, in flight 0") and progress[-1].startswith("sessions 4/4")
+    assert len(progress) < 40, progress  # every half second, not once per refresh or per session
+
+
+def test_the_progress_line_on_a_terminal_is_one_line_redrawn(tmp_path):
+    shown, out, url = _progress_run(tmp_path, terminal=True)
+    assert "\r" in shown and "|" in shown  # tqdm's bar, redrawn in place
+    lines = [line for line in shown.replace("\r\n", "\n").replace("\r", "\n").splitlines() if line.strip()]
+    _check_progress(lines, out, url)
