@@ -5,7 +5,7 @@ requests with retries and HTTP 429s so far (throttling is visible, not a silent 
 tokens per second, and an ETA. On a terminal it is one tqdm line that refreshes every second, so a
 slow backend shows activity before the first session ends; when stderr is a file or a pipe (nohup, a
 batch job's log) it is a plain line every ``every_s`` seconds and one at the end, so a log reads as
-lines instead of one line rewritten thousands of times. The ETA knows that a memory user's sessions run one after another: the run
+lines instead of one line rewritten thousands of times (a Jupyter cell counts as a terminal). The ETA knows that a memory user's sessions run one after another: the run
 cannot end before its busiest user has run its remaining sessions in series.
 """
 
@@ -63,7 +63,9 @@ class Progress:
             self._count(r)
         self.bar = None
         self.enabled = enabled
-        self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        if terminal is None:  # a Jupyter cell draws a redrawn line as a terminal does
+            terminal = sys.stderr.isatty() or "ipykernel" in sys.modules
+        self.terminal = terminal
         self.every_s = 1.0 if self.terminal else every_s
         if enabled and not self.terminal:
             self._print_line()
