@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-PROMPTS_VERSION = "2026-11-25.1"
+PROMPTS_VERSION = "2026-11-25.2"  # .2: recalled notes move onto the first kept message when trimming drops theirs
 
 #: What the user puts in a message to end the session (the published signal).
 TERMINATION_SIGNAL = "TERMINATE"

@@ -25,31 +25,6 @@ from msc_graph.schemas import AgentReply
 CONTEXT_MARGIN = 500
 
 
-def estimate_tokens(text: str) -> int:
-    """A cheap, offline token estimate (about 4 characters a token, rounded up)."""
-    return len(text) // 4 + 1
-
-
-def trim_to_budget(messages: list[dict], budget_tokens: int) -> list[dict]:
-    """Keep the system prompt and the newest messages that fit in ``budget_tokens``.
-
-    Drops the oldest messages after the system prompt first; always keeps the last message.
-    """
-    if not messages:
-        return messages
-    head, body = (messages[:1], messages[1:]) if messages[0]["role"] == "system" else ([], messages)
-    used = sum(estimate_tokens(m["content"]) + 4 for m in head)
-    kept: list[dict] = []
-    for msg in reversed(body):
-        cost = estimate_tokens(msg["content"]) + 4
-        if kept and used + cost > budget_tokens:
-            break
-        kept.append(msg)
-        used += cost
-    kept.reverse()
-    return head + kept
-
-
 def agent_system_prompt(ctx: SessionContext, state: SessionState) -> str:
     design, memory = design_for(ctx), state.get("notes_before")
     if ctx.protocol == "published":
@@ -63,12 +38,12 @@ def agent_system_prompt(ctx: SessionContext, state: SessionState) -> str:
 
 async def respond(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     ctx = context_of(runtime)
-    view = agent_view(state, agent_system_prompt(ctx, state))
+    system = agent_system_prompt(ctx, state)
     if ctx.protocol == "published":
-        return await published.agent_turn(state, ctx, view)
+        return await published.agent_turn(state, ctx, agent_view(state, system))
     cfg = role_configs(ctx)["agent"]
     budget = ctx.agent_context_tokens - cfg.max_tokens - CONTEXT_MARGIN
-    messages = trim_to_budget(view, max(budget, 256))
+    messages = agent_view(state, system, max(budget, 256))
     if agent_replies_in_json(ctx):
         result = await call_json(cfg, messages, AgentReply)
         fields = result.value.model_dump() if result.ok else {}

@@ -10,9 +10,9 @@ from langchain_core.language_models.fake_chat_models import FakeMessagesListChat
 from langchain_core.messages import AIMessage
 
 import msc_graph.llm as llm
-from msc_graph.graphs.agent import trim_to_budget
 from msc_graph.graphs.context import SessionContext
 from msc_graph.graphs.session import graph
+from msc_graph.graphs.views import agent_view, trim_to_budget
 from msc_graph.llm import parse_json_reply, strip_reasoning
 from msc_graph.results.stats import aggregate, bootstrap_ci, paired_bootstrap_diff
 from msc_graph.schemas import JudgeVerdict, user_turn_model
@@ -182,6 +182,44 @@ def test_trim_keeps_system_and_newest_turns():
     assert trimmed[0]["role"] == "system" and trimmed[-1] == msgs[-1]
     assert 2 <= len(trimmed) < len(msgs)
     assert trimmed[1:] == msgs[len(msgs) - len(trimmed) + 1 :]
+
+
+def _long_session(recalls: list[dict]) -> dict:
+    """Opening, then five user/agent exchanges of about 100 estimated tokens a message."""
+    messages = [{"role": "assistant", "content": "How can I help you?"}]
+    for i in range(5):
+        messages += [{"role": "user", "content": f"question {i} " + "q" * 400},
+                     {"role": "assistant", "content": f"answer {i} " + "a" * 400}]  # fmt: skip
+    messages.append({"role": "user", "content": "last question"})
+    return {"messages": messages, "recall_text": recalls}
+
+
+NOTES = "\n\n[notes] The user wants bullet points."
+
+
+def test_notes_shown_once_survive_trimming_on_the_first_kept_user_message():
+    state = _long_session([{"user_turn": 1, "text": NOTES, "placement": "user_turn"}])
+    full = agent_view(state, "SYSTEM")
+    assert agent_view(state, "SYSTEM", 10_000) == full  # nothing trimmed: exactly the untrimmed view
+    assert full[2]["content"].endswith(NOTES) and sum(NOTES in m["content"] for m in full) == 1
+    trimmed = agent_view(state, "SYSTEM", 500)
+    assert trimmed[0]["content"] == "SYSTEM" and trimmed[-1]["content"] == "last question"
+    assert "question 0" not in "".join(m["content"] for m in trimmed)  # the message that carried the notes is gone
+    users = [m for m in trimmed[1:] if m["role"] == "user"]
+    assert users[0]["content"].endswith(NOTES) and sum(NOTES in m["content"] for m in trimmed) == 1
+    assert sum(len(m["content"]) // 4 + 5 for m in trimmed) <= 500
+    # without the carry the same budget keeps one more message: the notes cost their room
+    assert len(trim_to_budget(full, 500)) >= len(trimmed)
+
+
+def test_recalls_on_kept_messages_are_not_carried_and_tiny_budgets_keep_the_last_message():
+    per_turn = [{"user_turn": t, "text": f"\n[recalled for turn {t}]", "placement": "user_turn"} for t in range(1, 7)]
+    state = _long_session(per_turn)
+    trimmed = agent_view(state, "SYSTEM", 500)
+    assert trimmed == trim_to_budget(agent_view(state, "SYSTEM"), 500)  # a later recall is still in view
+    state = _long_session([{"user_turn": 1, "text": NOTES, "placement": "user_turn"}])
+    tiny = agent_view(state, "SYSTEM", 10)
+    assert [m["role"] for m in tiny] == ["system", "user"] and tiny[-1]["content"] == "last question" + NOTES
 
 
 def test_bootstrap_and_paired_difference_on_a_known_case():
