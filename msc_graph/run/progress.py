@@ -136,14 +136,16 @@ class Progress:
             "ETA": format_eta(self.eta_s()),
         }
 
+    def _text(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.line().items())
+
     def _print_line(self) -> None:
-        line = ", ".join(f"{k} {v}" for k, v in self.line().items())
-        print(f"sessions {self.done}/{self.total}, {line}", file=sys.stderr, flush=True)
+        print(f"sessions {self.done}/{self.total}, {self._text()}", file=sys.stderr, flush=True)
 
     def refresh(self) -> None:
         if self.bar is None:
             return
-        self.bar.set_description_str(", ".join(f"{k} {v}" for k, v in self.line().items()), refresh=False)
+        self.bar.set_description_str(self._text(), refresh=False)
         self.bar.refresh()
 
     async def tick(self) -> None:
