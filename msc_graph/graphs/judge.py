@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from msc_graph.config import SessionContext
+from msc_graph.config import RoleConfig, SessionContext
 from msc_graph.graphs import published
 from msc_graph.graphs.context import context_of, role_configs
 from msc_graph.graphs.state import SessionState
@@ -28,19 +28,22 @@ async def judge(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
     ctx = context_of(runtime)
     if ctx.protocol == "published":
         return await published.judge_turn(state, ctx)
-    cfg = role_configs(ctx)["judge"]
     draft = final_draft_answer(state)
-    prompt = JUDGE_PROMPT.format(problem=state["problem"], solution=state["solution"], draft_answer=draft)
-    result = await call_json(cfg, [{"role": "user", "content": prompt}], JudgeVerdict)
+    fields, usage = await grade(role_configs(ctx)["judge"], state["problem"], state["solution"], draft)
     ended_by = state.get("ended_by") or ("terminate" if state.get("terminated") else "max_turns")
-    update: dict = {"usage": {"judge": result.usage.as_dict()}, "draft_answer": draft, "ended_by": ended_by}
+    return {"usage": {"judge": usage}, "draft_answer": draft, "ended_by": ended_by, **fields}
+
+
+async def grade(cfg: RoleConfig, problem: str, solution: str, draft: str) -> tuple[dict, dict]:
+    """One judge call on ``draft``: the record fields it sets (``verdict``, ``task_success``, and
+    ``failure`` when no usable verdict came back) and the call's usage. The session's judge node and
+    ``runners/rescore.py`` both grade with it."""
+    prompt = JUDGE_PROMPT.format(problem=problem, solution=solution, draft_answer=draft)
+    result = await call_json(cfg, [{"role": "user", "content": prompt}], JudgeVerdict)
     if not result.ok:
-        update.update(
-            verdict={"raw": result.raw, "error": result.error},
-            task_success=None,
-            failure=failure("judge", result.error or "no verdict", result.kind),
-        )
-        return update
-    verdict = result.value
-    update.update(verdict={**verdict.model_dump(), "raw": result.raw[-1]}, task_success=int(verdict.accuracy))
-    return update
+        fields = {"verdict": {"raw": result.raw, "error": result.error}, "task_success": None,
+                  "failure": failure("judge", result.error or "no verdict", result.kind)}  # fmt: skip
+    else:
+        verdict = result.value
+        fields = {"verdict": {**verdict.model_dump(), "raw": result.raw[-1]}, "task_success": int(verdict.accuracy)}
+    return fields, result.usage.as_dict()

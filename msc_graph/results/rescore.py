@@ -5,8 +5,8 @@ touched): its counted records (the last one of each user and session), each with
 verdict, Task Success, judge usage and a ``rescore`` block with the verdict it had before. The new
 file's manifest carries the input's settings with the ``judge`` block replaced (and
 ``judge.rescored: true``), so the records get their own settings hash and a report never pools
-them with the originals. The new judge grades with this project's judge prompt (``JUDGE_PROMPT``),
-the way the session graph's judge node does; a draft answer of any JSON type is graded as its text.
+them with the originals. The new judge grades with the session graph's own grading call
+(``graphs/judge.py: grade``, this project's judge prompt); a draft answer of any JSON type is graded as its text.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from msc_graph.config import RoleConfig, settings_hash
-from msc_graph.llm import call_json
-from msc_graph.outcomes import failure
-from msc_graph.prompts import JUDGE_PROMPT
+from msc_graph.graphs.judge import grade
 from msc_graph.results.files import RecordWriter, manifest_path, read_records, write_json_atomic
 from msc_graph.results.stats import cohen_kappa
-from msc_graph.schemas import JudgeVerdict
 from msc_graph.security import redact_tree, redact_url
 
 
@@ -100,16 +97,9 @@ async def regrade(cfg: RoleConfig, r: dict) -> dict:
     stage = (r.get("failure") or {}).get("stage")
     if draft is None or (stage is not None and stage != "judge"):
         return {**r, "rescore": {"skipped": "no draft answer to grade" if draft is None else f"failed before judging ({stage})", "before": before}}
-    prompt = JUDGE_PROMPT.format(problem=r.get("problem", ""), solution=r.get("solution", ""), draft_answer=draft)
-    result = await call_json(cfg, [{"role": "user", "content": prompt}], JudgeVerdict)
-    usage = {**(r.get("usage") or {}), "judge": result.usage.as_dict()}
-    new = {**r, "usage": usage, "rescore": {"before": before, "judge_model": cfg.model}}
-    if result.ok:
-        verdict = result.value
-        new.update(verdict={**verdict.model_dump(), "raw": result.raw[-1]}, task_success=int(verdict.accuracy), failure=None)
-    else:
-        new.update(verdict={"raw": result.raw, "error": result.error}, task_success=None,
-                   failure=failure("judge", result.error or "no verdict", result.kind))  # fmt: skip
+    fields, usage = await grade(cfg, r.get("problem", ""), r.get("solution", ""), draft)
+    new = {**r, "usage": {**(r.get("usage") or {}), "judge": usage}, "rescore": {"before": before, "judge_model": cfg.model}}
+    new.update(failure=None, **fields)
     return new
 
 
