@@ -350,10 +350,6 @@ class RunSettings(BaseModel):
     def memory(self) -> str:
         return self.session.memory
 
-    def memory_path(self) -> str:
-        """The embedded Chroma folder: ``--memory-dir``, else beside the output file."""
-        return self.session.memory_dir
-
     def public_dict(self) -> dict:
         """The settings as the manifest records them: no secrets; each role's endpoint as a block."""
         data = self.model_dump(exclude={"api_keys", "session"})

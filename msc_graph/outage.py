@@ -57,7 +57,6 @@ class Outages:
         #: Off until the run's sessions start: before that (preflight), a server that fails fails at once.
         self.holding = False
         self.servers: dict[str, _Server] = {}
-        self.events: list[str] = []
         self._any_up = asyncio.Event()
         self._any_up.set()
 
@@ -142,7 +141,6 @@ class Outages:
             self._any_up.set()
 
     def _say(self, text: str) -> None:
-        self.events.append(text)
         print(f"outage: {text}", file=sys.stderr, flush=True)
 
     def close(self) -> None:

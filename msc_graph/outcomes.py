@@ -11,13 +11,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 EndedBy = Literal["terminate", "max_turns", "failure"]
 FailureStage = Literal["user", "agent", "judge", "memory", "internal"]
 FailureKind = Literal["infrastructure", "content", "internal"]
-FAILURE_STAGES: tuple[str, ...] = get_args(FailureStage)
-FAILURE_KINDS: tuple[str, ...] = get_args(FailureKind)
 
 
 def failure(stage: FailureStage, reason: str, kind: FailureKind) -> dict:

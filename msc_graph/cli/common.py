@@ -70,10 +70,6 @@ def add_flag(group: Any, name: str, *aliases: str, **kwargs: Any) -> argparse.Ac
     return action
 
 
-class Stopped(Exception):
-    """The run was stopped by a signal (its name in ``args[0]``)."""
-
-
 def run_until_signal(
     main: Callable[[], Awaitable[T]], on_signal: Callable[[str], None] | None = None
 ) -> tuple[T | None, str | None]:
@@ -138,21 +134,6 @@ def _uninstall(loop: asyncio.AbstractEventLoop, installed: list, ignore_from_now
 
 def signal_exit_code(name: str) -> int:
     return SIGNAL_EXIT_BASE + int(getattr(signal, name, signal.SIGINT))
-
-
-def read_results(paths: list[str]) -> list[dict] | None:
-    """The records of result files, or None after one error line (unreadable or empty)."""
-    from msc_graph.results.files import ResultsError, read_result_files
-
-    try:
-        records = read_result_files(paths)
-    except ResultsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-    if not records:
-        print("error: the result files hold no sessions", file=sys.stderr)
-        return None
-    return records
 
 
 def bad_input(exc: Exception) -> int:

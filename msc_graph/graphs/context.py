@@ -56,10 +56,6 @@ def set_api_keys(keys: dict[str, str | None]) -> None:
     role_configs.cache_clear()
 
 
-def api_key_for(role: str) -> str | None:
-    return _API_KEYS.get(role)
-
-
 def parse_context(data: dict | None, schema: type[SessionContext] = SessionContext) -> SessionContext:
     """A context from a mapping; an unknown key or a bad value is a :class:`ContextError` naming it."""
     try:

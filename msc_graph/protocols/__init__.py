@@ -8,8 +8,6 @@ run is averaged. ``README.md`` lists every difference, why, and which numbers it
 
 from __future__ import annotations
 
-PROTOCOLS = ("ours", "published")
-
 
 def effort_counter(protocol: str):
     """How a protocol counts User Effort over a session's turns."""

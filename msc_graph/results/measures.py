@@ -144,6 +144,3 @@ def late_windows(df: pd.DataFrame) -> list[str]:
         out.add(f"sessions {first}-{n} of {n}" if first < n else f"session {n} of {n}")
     return sorted(out)
 
-
-def sums_columns() -> list[str]:
-    return [f"{m.key}__{part}" for m in METRICS for part in ("num", "den")]

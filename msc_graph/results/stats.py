@@ -50,9 +50,6 @@ class Estimate:
         s = lambda v: None if v is None else v * scale  # noqa: E731
         return Estimate(s(self.mean), s(self.low), s(self.high), self.n, self.users)
 
-    def as_dict(self) -> dict:
-        return {"mean": self.mean, "ci_low": self.low, "ci_high": self.high, "n": self.n, "users": self.users}
-
 
 def _scipy_stats():
     try:

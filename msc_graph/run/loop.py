@@ -65,10 +65,6 @@ class RunSummary:
     notice: str = ""
 
     @property
-    def interrupted(self) -> bool:
-        return self.ended != "finished"
-
-    @property
     def failed(self) -> int:
         return sum(1 for r in self.records if r.get("failure"))
 

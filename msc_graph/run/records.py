@@ -111,10 +111,6 @@ class SessionRecord(BaseModel):
         """What goes on disk: every field that was set (memory fields only for memory runs)."""
         return self.model_dump(mode="json", exclude_unset=True)
 
-    @property
-    def key(self) -> tuple[int, int]:
-        return (self.user_id, self.session_index)
-
 
 def record_base(job: SessionJob, setting: dict) -> dict:
     """The fields every record of a run shares, plus who and what."""

@@ -92,11 +92,6 @@ class ModelMeter(BaseCallbackHandler):
         raise ModelFailed(error)
 
 
-def as_content(note: dict) -> str:
-    """The text of a memory: a LangMem note's text, or another design's note as one line."""
-    return note_text(note)
-
-
 def as_note(content: str) -> dict:
     return {"preference": content, "evidence": "", "how_to_satisfy": ""}
 
@@ -153,7 +148,7 @@ class LangMemMemory(Reflecting):
         held = await self.store.asearch(ns, limit=100_000)
         for item in held:
             await self.store.adelete(ns, item.key)
-        puts = [PutOp(ns, f"m{i}", {"kind": "Memory", "content": {"content": as_content(n)}}) for i, n in enumerate(notes)]
+        puts = [PutOp(ns, f"m{i}", {"kind": "Memory", "content": {"content": note_text(n)}}) for i, n in enumerate(notes)]
         if puts:
             await self.store.abatch(puts)
         self._loaded[ns] = notes
