@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from msc_graph.config import RunSettings
+
 #: Seconds between probes of a server that is down: doubling from the first to the last.
 PROBE_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)
-#: The default of ``--outage-timeout``.
-DEFAULT_OUTAGE_TIMEOUT_S = 900.0
+#: The default of ``--outage-timeout`` (defined in ``config.py``).
+DEFAULT_OUTAGE_TIMEOUT_S: float = RunSettings.model_fields["outage_timeout"].default
 
 
 class OutageStop(BaseException):

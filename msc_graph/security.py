@@ -13,9 +13,11 @@ import re
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
+from msc_graph.config import KEY_ENV
+
 _SECRETS: set[str] = set()
 #: Environment variables whose values are secrets wherever they appear.
-SECRET_ENV = ("MSC_USER_API_KEY", "MSC_AGENT_API_KEY", "MSC_JUDGE_API_KEY", "MSC_EMBEDDING_API_KEY", "OPENAI_API_KEY")
+SECRET_ENV = (*KEY_ENV.values(), "MSC_EMBEDDING_API_KEY", "OPENAI_API_KEY")
 #: Command-line flags whose value is a secret.
 SECRET_FLAGS = (
     "--api-key", "--api_key", "--user-api-key", "--agent-api-key", "--judge-api-key",

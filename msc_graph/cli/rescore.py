@@ -19,7 +19,10 @@ import sys
 from pathlib import Path
 
 from msc_graph.cli.common import EXIT_BAD_INPUT, OneLineParser, add_flag
-from msc_graph.config import KEY_ENV, ROLE_DEFAULTS, RoleConfig
+from msc_graph.config import KEY_ENV, ROLE_DEFAULTS, RoleConfig, SessionContext
+
+#: The transport defaults a run uses (``config.py``); the new judge's requests use the same.
+_SESSION = SessionContext.model_fields
 
 
 def parser() -> OneLineParser:
@@ -38,9 +41,9 @@ def parser() -> OneLineParser:
              help="how the verdict's JSON is asked for: auto (a server-side schema where the server takes one, else "
                   "the keys in the prompt), json_schema, json_object, prompt (default: %(default)s)")  # fmt: skip
     add_flag(ap, "--concurrency", type=int, default=32, metavar="N", help="judge calls in flight at once (default: %(default)s)")
-    add_flag(ap, "--timeout", type=float, default=600.0, metavar="S", help="seconds one request may take before it is retried (default: %(default)s)")
-    add_flag(ap, "--max-retries", type=int, default=4, metavar="N", help="HTTP retries per request, with backoff (default: %(default)s)")
-    add_flag(ap, "--parse-retries", type=int, default=3, metavar="N", help="extra attempts when a verdict is not valid JSON (default: %(default)s)")
+    add_flag(ap, "--timeout", type=float, default=_SESSION["timeout"].default, metavar="S", help="seconds one request may take before it is retried (default: %(default)s)")
+    add_flag(ap, "--max-retries", type=int, default=_SESSION["max_retries"].default, metavar="N", help="HTTP retries per request, with backoff (default: %(default)s)")
+    add_flag(ap, "--parse-retries", type=int, default=_SESSION["parse_retries"].default, metavar="N", help="extra attempts when a verdict is not valid JSON (default: %(default)s)")
     add_flag(ap, "--overwrite", action="store_true", help="replace rescored files already in the -o folder (never an input)")
     add_flag(ap, "--no-check", action="store_true", help="skip the check that the endpoint answers and serves the model")
     return ap

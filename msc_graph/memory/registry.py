@@ -24,6 +24,9 @@ DESIGNS: dict[str, str] = {
     "mem0": "msc_graph.memory.designs.mem0:Mem0Memory",
     "langmem": "msc_graph.memory.designs.langmem:LangMemMemory",
 }
+#: Built-in designs that embed text: their embeddings are checked before a run, and the embedding
+#: model and retrieval settings are part of their runs' settings hash.
+EMBEDDING_DESIGNS = ("retrieval", "mem0", "langmem")
 
 
 class DesignError(ValueError):

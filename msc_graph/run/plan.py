@@ -11,6 +11,7 @@ from pathlib import Path
 from msc_graph.config import RunSettings, settings_hash
 from msc_graph.data import LoadedDataset, UserProfile, builtin_profiles, load_profiles
 from msc_graph.data.profiles import ProfileError
+from msc_graph.memory.registry import EMBEDDING_DESIGNS
 from msc_graph.prompts import PROMPTS_VERSION
 from msc_graph.run.errors import RunError
 from msc_graph.run.records import SessionJob
@@ -81,7 +82,7 @@ def result_settings(settings: RunSettings, dataset: LoadedDataset) -> dict:
     }
     if s.user_kind == "human":
         out["user_kind"] = "human"
-    if s.memory in ("retrieval", "mem0", "langmem"):
+    if s.memory in EMBEDDING_DESIGNS:
         out.update(retrieval_k=s.retrieval_k, retrieval_threshold=s.retrieval_threshold, embedding=s.embedding_model)
     if s.protocol != "ours":
         out["protocol"] = s.protocol

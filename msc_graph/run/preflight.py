@@ -9,6 +9,7 @@ from msc_graph.config import ROLES, SessionContext
 from msc_graph.graphs.context import role_configs
 from msc_graph.graphs.memory import design_for
 from msc_graph.memory.embeddings import embedding_for
+from msc_graph.memory.registry import EMBEDDING_DESIGNS
 from msc_graph.run.errors import RunError
 from msc_graph.security import redact
 
@@ -18,8 +19,6 @@ ROLE_FLAGS = {
     "agent": ("--agent-api-base", "--agent-model", "--collaborator_model_name"),
     "judge": ("--judge-api-base", "--judge-model", "--judge_model_name"),
 }
-#: Memory designs that embed text (the embeddings are checked before the run).
-EMBEDDING_DESIGNS = ("retrieval", "mem0", "langmem")
 
 
 async def preflight(ctx: SessionContext) -> None:
