@@ -18,6 +18,8 @@ Memory is any JSON value (our designs use a list of note dicts). It is written t
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -51,6 +53,12 @@ class SessionInfo:
     #: False when the session's input gave the memory (Studio, ``user_run`` with notes): the store
     #: is then neither read nor written.
     from_store: bool = True
+
+
+def given_memory_digest(memory: Any) -> str:
+    """A short digest of a memory given in a session's input: the scope a design keeps it under in
+    its own store, apart from the run's users."""
+    return hashlib.sha1(json.dumps(memory, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class RecallFailed(RuntimeError):

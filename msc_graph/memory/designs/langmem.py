@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
 import importlib.util
-import json
 import time
 import warnings
 from typing import Any
@@ -31,14 +29,20 @@ from typing import Any
 from msc_graph.clients import chat_model
 from msc_graph.llm import Usage
 from msc_graph.memory.access import astore_for
-from msc_graph.memory.designs.base import DesignSettings, Learned, LearnFailed, Recall, SessionInfo
+from msc_graph.memory.designs.base import (
+    DesignSettings,
+    Learned,
+    LearnFailed,
+    Recall,
+    SessionInfo,
+    given_memory_digest,
+)
 from msc_graph.memory.designs.notes import Reflecting
 from msc_graph.memory.designs.retrieval import latest_user_message
 from msc_graph.memory.lc_embeddings import RunEmbeddings, metered
 from msc_graph.memory.lock import MemoryError_
-from msc_graph.memory.notes import note_text, notes_as_text
+from msc_graph.memory.notes import note_text, recalled_block
 from msc_graph.outcomes import kind_of_exception
-from msc_graph.prompts import RETRIEVED_NOTES_BLOCK
 from msc_graph.transport import loop_id
 
 if importlib.util.find_spec("langmem") is None:
@@ -126,8 +130,7 @@ class LangMemMemory(Reflecting):
     def namespace(self, session: SessionInfo, memory: Any) -> tuple[str, str]:
         if session.from_store:
             return ("msc-langmem", f"{self.settings.context.memory_namespace}/user-{session.user_id}")
-        digest = hashlib.sha1(json.dumps(memory, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        return ("msc-langmem", f"given/{session.user_id}/{digest}")
+        return ("msc-langmem", f"given/{session.user_id}/{given_memory_digest(memory)}")
 
     def manager(self) -> Any:
         """LangMem's store manager for this event loop (HTTP clients belong to one loop)."""
@@ -184,7 +187,7 @@ class LangMemMemory(Reflecting):
             for i in found
             if (i.score or 0.0) >= ctx.retrieval_threshold
         ]
-        text = RETRIEVED_NOTES_BLOCK.format(notes=notes_as_text(hits)) if hits else ""
+        text = recalled_block(hits)
         return Recall(shown=hits, text=text, usage=meter.usage())
 
     async def learn(self, session: SessionInfo, memory: Any, messages: list[dict]) -> Learned:

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
 import importlib.util
-import json
 import os
 import re
 import threading
@@ -38,12 +36,12 @@ from msc_graph.memory.designs.base import (
     MemoryDesign,
     Recall,
     SessionInfo,
+    given_memory_digest,
 )
 from msc_graph.memory.designs.retrieval import latest_user_message
 from msc_graph.memory.lc_embeddings import RunEmbeddings, metered
-from msc_graph.memory.notes import notes_as_text
+from msc_graph.memory.notes import recalled_block
 from msc_graph.outcomes import kind_of_exception
-from msc_graph.prompts import RETRIEVED_NOTES_BLOCK
 
 if importlib.util.find_spec("mem0") is None:
     raise ImportError("the mem0ai package is missing: pip install -e '.[baselines]'")
@@ -63,8 +61,7 @@ def scope_of(session: SessionInfo, memory: Any) -> str:
     session's input (the run's memory is then neither read nor written)."""
     if session.from_store:
         return str(session.user_id)
-    digest = hashlib.sha1(json.dumps(memory, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return f"given-{session.user_id}-{digest}"
+    return f"given-{session.user_id}-{given_memory_digest(memory)}"
 
 
 class Mem0Memory(MemoryDesign):
@@ -129,7 +126,7 @@ class Mem0Memory(MemoryDesign):
 
         with metered() as meter:
             hits = await self._blocking(search)
-        text = RETRIEVED_NOTES_BLOCK.format(notes=notes_as_text(hits)) if hits else ""
+        text = recalled_block(hits)
         return Recall(shown=hits, text=text, usage=meter.usage())
 
     async def learn(self, session: SessionInfo, memory: Any, messages: list[dict]) -> Learned:

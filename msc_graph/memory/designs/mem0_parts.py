@@ -201,9 +201,7 @@ def sync_notes(memory: Memory, scope: str, notes: list[dict] | None) -> bool:
     want = canonical(notes, scope)
     if read_notes(memory, scope) == want:
         return False
-    ids = memory.vector_store.collection.get(where={"user_id": scope}, include=[])["ids"]
-    if ids:
-        memory.vector_store.collection.delete(ids=ids)
+    drop_scope(memory, scope)
     if want:
         vectors = memory.embedding_model.embed_batch([n["preference"] for n in want], "add")
         memory.vector_store.insert(

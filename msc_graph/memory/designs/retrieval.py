@@ -21,9 +21,8 @@ import numpy as np
 from msc_graph.memory.access import astore_for
 from msc_graph.memory.designs.base import Recall, SessionInfo
 from msc_graph.memory.designs.notes import Reflecting
-from msc_graph.memory.notes import notes_as_text
+from msc_graph.memory.notes import recalled_block
 from msc_graph.memory.store import embed_text, rank_notes
-from msc_graph.prompts import RETRIEVED_NOTES_BLOCK
 
 
 def latest_user_message(messages: list[dict]) -> str:
@@ -69,5 +68,5 @@ class Retrieval(Reflecting):
             query_vector = (await emb.aembed_query([latest_user_message(messages)]))[0]
             scored = rank_notes(notes, vectors, query_vector, ctx.retrieval_k, ctx.retrieval_threshold)
             hits = [{**s.note, "score": s.score} for s in sorted(scored, key=lambda s: s.position)]
-        text = RETRIEVED_NOTES_BLOCK.format(notes=notes_as_text(hits)) if hits else ""
+        text = recalled_block(hits)
         return Recall(shown=hits, text=text)

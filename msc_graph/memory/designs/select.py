@@ -10,8 +10,8 @@ from typing import Any
 from msc_graph.llm import call_json
 from msc_graph.memory.designs.base import Recall, SessionInfo
 from msc_graph.memory.designs.notes import Reflecting
-from msc_graph.memory.notes import notes_as_text
-from msc_graph.prompts import RETRIEVED_NOTES_BLOCK, SELECT_NOTES_PROMPT, transcript_text
+from msc_graph.memory.notes import notes_as_text, recalled_block
+from msc_graph.prompts import SELECT_NOTES_PROMPT, transcript_text
 from msc_graph.schemas import NoteSelection
 
 
@@ -31,5 +31,5 @@ class LLMSelection(Reflecting):
         else:
             picked = [notes[i - 1] for i in dict.fromkeys(result.value.relevant_notes) if 1 <= i <= len(notes)]
             error = None
-        text = RETRIEVED_NOTES_BLOCK.format(notes=notes_as_text(picked)) if picked else ""
+        text = recalled_block(picked)
         return Recall(shown=picked, text=text, usage=usage, error=error)
