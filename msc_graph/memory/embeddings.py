@@ -67,8 +67,8 @@ def model_cpu_seconds() -> float:
 
 
 #: Passage (note) vectors already computed in this process, by text: a note text is embedded once
-#: per process, whichever user's it is and whichever store asks (``PreferenceMemory`` keeps such
-#: a cache too; the store process's runner side, ``ProcessMemory``, only knows its own user's).
+#: per process, whichever user's it is and whichever caller asks (a store, or mem0 and LangMem
+#: through ``lc_embeddings``).
 _E5_PASSAGES: OrderedDict[str, np.ndarray] = OrderedDict()
 PASSAGE_CACHE_SIZE = 20_000
 

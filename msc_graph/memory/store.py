@@ -286,7 +286,7 @@ class PreferenceMemory(HeldNotes):
 
     # -- the async interface the memory designs use (``ProcessMemory`` has the same) ---------
 
-    async def areplace(self, user_id: int | str, notes: list[dict], session_index: int = -1, embedding: Any = None) -> None:
+    async def areplace(self, user_id: int | str, notes: list[dict], session_index: int = -1) -> None:
         """``replace`` in a worker thread (the store process writes behind instead)."""
         await asyncio.to_thread(self.replace, user_id, notes, session_index)
 

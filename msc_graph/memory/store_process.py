@@ -275,7 +275,7 @@ class ProcessMemory(HeldNotes):
             self._current[str(user_id)] = (clean, None)
             self.process.send(self._store, "replace", user_id, clean, -1)
 
-    async def areplace(self, user_id: int | str, notes: list[dict], session_index: int, embedding: Any) -> None:
+    async def areplace(self, user_id: int | str, notes: list[dict], session_index: int = -1) -> None:
         """Make ``notes`` current now and write them behind (see the class). Vectors of new note
         texts are computed by the store process, off the runner's core, and read back only when a
         ranking needs them; vectors the runner already holds travel with the write."""

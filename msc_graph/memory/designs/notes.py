@@ -42,7 +42,7 @@ class Reflecting(MemoryDesign):
         notes = [n.model_dump() for n in result.value.notes if n.preference.strip()]
         if session.from_store:  # the store is the memory: replace the user's notes atomically
             store = await astore_for(self.settings.store)
-            await store.areplace(session.user_id, notes, session.session_index, self.embedding())
+            await store.areplace(session.user_id, notes, session.session_index)
         return Learned(notes, usage, {"reasoning": result.value.reasoning, "raw": result.raw[-1]})
 
     async def restore(self, user_id: int | str, memory: Any) -> None:

@@ -101,7 +101,7 @@ class PublishedNotes(MemoryDesign):
         document = after if isinstance(after, str) else ("" if not after else str(after))
         if session.from_store:
             store = await astore_for(self.settings.store)
-            await store.areplace(session.user_id, as_notes(document), session.session_index, self.embedding())
+            await store.areplace(session.user_id, as_notes(document), session.session_index)
         return Learned(document, used, {"reasoning": reasoning, "raw": raw[-1] if raw else None})
 
     async def restore(self, user_id: int | str, memory: Any) -> None:
