@@ -37,6 +37,7 @@ from msc_graph.results.files import RecordWriter, ResultsError, read_records
 from msc_graph.run.errors import RunError
 from msc_graph.run.preflight import check_endpoint
 from msc_graph.run.records import SessionJob, build_record
+from msc_graph.run.session import session_inputs
 
 PERSON = "a person at the keyboard, with their own preferences"
 OWN_PREFERENCES = ["(the person's own preferences; not written down)"]
@@ -108,18 +109,16 @@ async def chat(args: argparse.Namespace, ctx: SessionContext, person: TerminalPe
                 f"\n=== session {index + 1} ({data.name}) ===\nTask: {data.task_description}\n"
                 f"Problem (the agent has not seen it):\n{problem['problem']}\n"
             )
-            inputs = {"user_id": args.user_id, "session_index": index, "problem": problem["problem"],
-                      "solution": problem["solution"], "task_description": data.task_description,
-                      "persona": PERSON, "preferences": OWN_PREFERENCES}  # fmt: skip
+            job = SessionJob(profile, index, pid, problem)
             started = time.time()
             try:
-                state = await run_with_person(inputs, ctx, person)
+                state = await run_with_person(session_inputs(job, data.task_description), ctx, person)
             except SessionAborted:
                 person.say("\n(session left; it is not saved. Your notes so far are kept.)")
                 return 0
             base = {"dataset": data.name, "experiment_type": "human_chat", "memory": ctx.memory,
                     "agent_model": ctx.agent_model, "user_model": "human"}  # fmt: skip
-            record = build_record(SessionJob(profile, index, pid, problem), state, base, started, memory=True).to_json_dict()
+            record = build_record(job, state, base, started, memory=True).to_json_dict()
             writer.write(record)
             report_session(person, record, problem["solution"])
             index += 1

@@ -23,6 +23,8 @@ from msc_graph.graphs.context import set_api_keys
 from msc_graph.graphs.session import graph
 from msc_graph.metrics import session_metrics
 from msc_graph.protocols import effort_counter, task_description
+from msc_graph.run.records import SessionJob
+from msc_graph.run.session import session_inputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,11 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return bad_input(exc)
     problem = data.problems[args.problem]
     state = asyncio.run(
-        graph.ainvoke(
-            {"user_id": profile.i, "session_index": 0, "problem": problem["problem"], "solution": problem["solution"],
-             "task_description": task_description(data, ctx), "persona": profile.persona, "preferences": profile.preferences},
-            context=ctx,
-        )
+        graph.ainvoke(session_inputs(SessionJob(profile, 0, args.problem, problem), task_description(data, ctx)), context=ctx)
     )  # fmt: skip
     metrics = session_metrics(state, effort_counter(ctx.protocol))
     if args.json:

@@ -67,8 +67,12 @@ class SessionRunner:
     person: Ask | None = None
     terminal: TerminalPerson | None = None
 
+    def setting_for(self, job: SessionJob) -> dict:
+        """The setting fields of ``job``'s record: the run's, and the user's profile hash."""
+        return {**self.setting, "profile_hash": self.profile_hashes[job.profile.i]}
+
     async def run(self, job: SessionJob, notes: Any = None) -> SessionRecord:
-        setting = {**self.setting, "profile_hash": self.profile_hashes[job.profile.i]}
+        setting = self.setting_for(job)
         attempts = attempts_for(self.ctx, self.memory)
         for attempt in range(1, attempts + 1):
             started = time.time()

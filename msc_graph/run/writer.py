@@ -50,9 +50,7 @@ class SessionWriter:
             self._stop(exc)
         except Exception as exc:  # noqa: BLE001 - this session's problem, not the run's
             reason = f"the record could not be written: {type(exc).__name__}: {exc}"[:500]
-            setting = {k: getattr(record, k) for k in ("dataset", "experiment_type", "memory", "settings_hash",
-                                                       "profile_hash", "agent_model", "user_model")}  # fmt: skip
-            record = failed_record(job, setting, time.time(), failure("internal", reason, "internal"),
+            record = failed_record(job, self.runner.setting_for(job), time.time(), failure("internal", reason, "internal"),
                                    self.runner.memory, record.notes_before)  # fmt: skip
             data = record.to_json_dict()
             try:

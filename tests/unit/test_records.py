@@ -61,3 +61,31 @@ def test_any_text_a_model_writes_makes_a_valid_line():
     back = json.loads(line)
     assert back["text_escaped"] is True and back["draft_answer"] == "x\\ud83dy\\u0000z"
     assert line.decode("utf-8").endswith("\n") and line.count(b"\n") == 1
+
+
+def test_a_record_that_cannot_be_written_becomes_that_sessions_failure_with_the_runs_setting(tmp_path, monkeypatch):
+    from msc_graph.config import SessionContext
+    from msc_graph.results.files import RecordWriter, read_records
+    from msc_graph.run.progress import Progress
+    from msc_graph.run.session import SessionRunner
+    from msc_graph.run.writer import SessionWriter
+
+    real_write, calls = RecordWriter.write, []
+
+    def write_once_broken(self, data):  # the first write fails as an unserialisable record would
+        calls.append(data)
+        if len(calls) == 1:
+            raise ValueError("Out of range float values are not JSON compliant")
+        return real_write(self, data)
+
+    monkeypatch.setattr(RecordWriter, "write", write_once_broken)
+    runner = SessionRunner(SessionContext(), SETTING, {JOB.profile.i: "p0"}, "", memory=False)
+    out = tmp_path / "r.jsonl"
+    writer = SessionWriter(out, runner, Progress(1, 0, False, []), [])
+    kept = writer.emit(JOB, build_record(JOB, STATE, {**SETTING, "profile_hash": "p0"}, 0.0, memory=False))
+    writer.close()
+    (on_disk,) = read_records(out)
+    assert on_disk == kept.to_json_dict() and on_disk["failure"]["stage"] == "internal"
+    assert "could not be written: ValueError" in on_disk["failure"]["reason"] and on_disk["task_success"] is None
+    assert {k: on_disk[k] for k in (*SETTING, "profile_hash")} == {**SETTING, "profile_hash": "p0"}  # still counted in its setting
+    assert (on_disk["user_id"], on_disk["session_index"]) == (JOB.profile.i, JOB.session_index)
