@@ -11,6 +11,7 @@ import sys
 
 from msc_graph.cli.common import EXIT_BAD_INPUT, OneLineParser, add_flag
 from msc_graph.results.export_published import ExportError, check_export_target
+from msc_graph.results.files import ResultsError
 from msc_graph.results.merge import MergeError, merge_files, write_merged
 
 
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_export_target(args.output, args.shards)
         result = merge_files(args.shards)
-    except (MergeError, ExportError) as exc:
+    except (MergeError, ExportError, ResultsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     write_merged(result, args.output)

@@ -153,6 +153,19 @@ def manifest_path(output: str | Path) -> Path:
     return output.with_name(output.name + ".manifest.json")
 
 
+def read_manifest(results: str | Path) -> dict | None:
+    """The manifest beside a results file (None when there is none, or it is not a JSON object);
+    one that cannot be read is a ``ResultsError`` that names it and the way out."""
+    man = manifest_path(results)
+    if not man.is_file():
+        return None
+    try:
+        data = json.loads(man.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{man}: not a readable manifest ({exc}); move it aside to use the records alone") from None
+    return data if isinstance(data, dict) else None
+
+
 def write_json_atomic(path: str | Path, payload: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

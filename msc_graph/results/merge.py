@@ -6,11 +6,10 @@ duplicate, and the first file given wins."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from msc_graph.results.files import RecordWriter, manifest_path, read_records
+from msc_graph.results.files import RecordWriter, read_manifest, read_records
 
 
 class MergeError(ValueError):
@@ -42,9 +41,8 @@ def merge_files(paths: list[str | Path]) -> MergeResult:
         superseded += len(recs) - len(latest)
         per_file.append(list(latest.values()))
         hashes |= {r.get("settings_hash") for r in recs}
-        man = manifest_path(path)
-        if man.is_file():
-            data = json.loads(man.read_text())
+        data = read_manifest(path)
+        if data is not None:
             size = data["dataset"]["size"]
             expected |= {(u, s) for u in data["profiles"]["users"] for s in range(size)}
             hashes.add(data.get("settings_hash"))

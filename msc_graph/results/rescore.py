@@ -12,7 +12,6 @@ them with the originals. The new judge grades with the session graph's own gradi
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +19,13 @@ from pathlib import Path
 
 from msc_graph.config import RoleConfig, settings_hash
 from msc_graph.graphs.judge import grade
-from msc_graph.results.files import RecordWriter, manifest_path, read_records, write_json_atomic
+from msc_graph.results.files import (
+    RecordWriter,
+    manifest_path,
+    read_manifest,
+    read_records,
+    write_json_atomic,
+)
 from msc_graph.results.stats import cohen_kappa
 from msc_graph.security import redact_tree, redact_url
 
@@ -57,7 +62,7 @@ def plan_files(paths: list[str | Path], out_dir: str | Path, overwrite: bool = F
             raise RescoreError(f"{target} is an input of this command; give an -o folder other than the inputs' folder")
         if (target.exists() or manifest_path(target).exists()) and not overwrite:
             raise RescoreError(f"{target} exists; pass --overwrite to replace it, or choose another -o folder")
-        jobs.append(FileJob(p, target, _counted(read_records(p)), _manifest(p)))
+        jobs.append(FileJob(p, target, _counted(read_records(p)), read_manifest(p)))
     if not any(j.records for j in jobs):
         raise RescoreError("the result files hold no sessions")
     return jobs
@@ -69,14 +74,6 @@ def _counted(records: list[dict]) -> list[dict]:
     for r in records:
         latest[(r.get("settings_hash"), r["user_id"], r["session_index"])] = r
     return sorted(latest.values(), key=lambda r: (r["user_id"], r["session_index"]))
-
-
-def _manifest(path: Path) -> dict | None:
-    man = manifest_path(path)
-    try:
-        return json.loads(man.read_text(encoding="utf-8")) if man.is_file() else None
-    except (OSError, ValueError) as exc:
-        raise RescoreError(f"{man}: not a readable manifest ({exc})") from None
 
 
 def graded_draft(r: dict) -> str | None:

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from msc_graph.results.files import ResultsError, manifest_path, read_records
+from msc_graph.results.files import ResultsError, read_manifest, read_records
 
 #: Keys of ``result_settings`` that are about the data, not the setting.
 DATA_KEYS = ("dataset",)
@@ -91,14 +91,8 @@ def _id_of(values: dict) -> str:
 
 
 def _read_manifest(path: Path) -> dict | None:
-    man = manifest_path(path)
-    if not man.is_file():
-        return None
-    try:
-        data = json.loads(man.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{man}: not a readable manifest ({exc}); move it aside to use the records alone") from None
-    return data if isinstance(data, dict) and isinstance(data.get("result_settings"), dict) else None
+    data = read_manifest(path)
+    return data if data and isinstance(data.get("result_settings"), dict) else None
 
 
 def load_results(paths: list[str | Path]) -> LoadedResults:
