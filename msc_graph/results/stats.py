@@ -135,12 +135,6 @@ def clustered_mean(values: Iterable[float], clusters: Iterable, *, seed: int = 0
     return cluster_ratio([sums[k] for k in keys], [counts[k] for k in keys], seed=seed)
 
 
-def bootstrap_ci(values: list[float], *, seed: int = 0, **_: object) -> Estimate:
-    """Mean with a percentile bootstrap interval, each value its own cluster (kept for callers that
-    have no users; records go through :func:`aggregate`, which clusters by user)."""
-    return mean_ci(values, seed=seed)
-
-
 def _user_of(r: dict, i: int):
     return r.get("user_id", ("record", i))
 
@@ -171,13 +165,6 @@ def aggregate_by_session_index(records: Iterable[dict]) -> dict[int, dict]:
     for r in records:
         groups[int(r["session_index"])].append(r)
     return {k: aggregate(v) for k, v in sorted(groups.items())}
-
-
-def paired_bootstrap_diff(a: dict[tuple, float], b: dict[tuple, float], *, seed: int = 0, **_: object) -> Estimate:
-    """Mean of ``b - a`` over the keys both have; the first element of a key is the user, and the
-    interval resamples users (a user's pairs move together)."""
-    keys = sorted(set(a) & set(b))
-    return clustered_mean([b[k] - a[k] for k in keys], [k[0] for k in keys], seed=seed)
 
 
 def wilcoxon_p(per_user_diffs: Sequence[float]) -> float | None:

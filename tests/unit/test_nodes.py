@@ -14,7 +14,7 @@ from msc_graph.graphs.context import SessionContext
 from msc_graph.graphs.session import graph
 from msc_graph.graphs.views import agent_view, trim_to_budget
 from msc_graph.llm import parse_json_reply, strip_reasoning
-from msc_graph.results.stats import aggregate, bootstrap_ci, paired_bootstrap_diff
+from msc_graph.results.stats import aggregate, clustered_mean, mean_ci
 from msc_graph.schemas import JudgeVerdict, user_turn_model
 
 
@@ -223,13 +223,12 @@ def test_recalls_on_kept_messages_are_not_carried_and_tiny_budgets_keep_the_last
 
 
 def test_bootstrap_and_paired_difference_on_a_known_case():
-    est = bootstrap_ci([1.0] * 10)
+    est = mean_ci([1.0] * 10)
     assert (est.mean, est.low, est.high) == (1.0, 1.0, 1.0)
-    a = {(u, s): 0.0 for u in range(20) for s in range(3)}
-    b = {k: 1.0 for k in a}
-    diff = paired_bootstrap_diff(a, b)
+    keys = [(u, s) for u in range(20) for s in range(3)]
+    diff = clustered_mean([1.0 - 0.0 for _ in keys], [u for u, _ in keys])  # b - a per pair, users as clusters
     assert diff.mean == 1.0 and diff.low == 1.0 and diff.n == 60
-    mixed = bootstrap_ci([0.0, 1.0] * 50)
+    mixed = mean_ci([0.0, 1.0] * 50)
     assert mixed.low < 0.5 < mixed.high
 
 
