@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from flags import workload_parser
 
-from msc_graph.results import read_records
+from msc_graph.results import manifest_path, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def main() -> None:
             _, stderr = run.communicate(timeout=args.outage * 3 + 600)
             wall = time.monotonic() - start
             records = read_records(out)
-            manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+            manifest = json.loads(manifest_path(out).read_text())
     finally:
         server.terminate()
     keys = [(r["user_id"], r["session_index"]) for r in records]

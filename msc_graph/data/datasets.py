@@ -173,8 +173,10 @@ def find_cached(cache_dir: Path, spec: DatasetSpec, size: int, seed: int, split:
     if not folder.is_dir():
         return None
     exact = folder / cache_file_name(split, size, seed)
-    if exact.is_file() or split == "train":
-        return exact if exact.is_file() else None
+    if exact.is_file():
+        return exact
+    if split == "train":
+        return None
     best: tuple[int, Path] | None = None
     for entry in folder.iterdir():
         m = _CACHE_RE.match(entry.name)

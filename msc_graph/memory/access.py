@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from msc_graph.memory.embeddings import make_embedding
+from msc_graph.memory.embeddings import embedding_for
 from msc_graph.memory.store import PreferenceMemory, make_client
 
 
@@ -53,7 +53,7 @@ def store_for(locator: StoreLocator) -> Any:
             store = PreferenceMemory(
                 make_client(path=None if locator.url else locator.path, url=locator.url or None),
                 namespace=locator.namespace,
-                embedding=make_embedding(locator.embedding_model, locator.embedding_api_base),
+                embedding=embedding_for(locator.embedding_model, locator.embedding_api_base),  # the designs' own
             )
             _STORES[key] = store
     return store

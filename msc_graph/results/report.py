@@ -25,7 +25,7 @@ from msc_graph.results.measures import (
     session_table,
 )
 from msc_graph.results.settings import LoadedResults
-from msc_graph.results.tables import PUBLISHED_HEADLINE, Options
+from msc_graph.results.tables import PUBLISHED_HEADLINE
 from msc_graph.results.viewer import Which, viewer_data, viewer_html
 from msc_graph.results.viewer_page import VIEWER_CSS
 
@@ -64,7 +64,7 @@ def compute(loaded: LoadedResults, o: ReportOptions) -> dict:
     return {
         "frame": df, "late_windows": late_windows(df),
         "summary": tables.summary_rows(df, st, o.seed), "curves": tables.curve_rows(df, st, o.seed),
-        "effects": tables.effect_rows(df, loaded, Options(o.compare, o.baseline, o.seed)),
+        "effects": tables.effect_rows(df, loaded, o.compare, o.baseline, o.seed),
         "categories": preferences.category_curves(pt, st, o.seed), "category_summary": preferences.category_summary(pt, st),
         "preferences": preferences.preference_rows(pt, st), "costs": tables.cost_rows(loaded),
         "settings": tables.settings_rows(loaded, df),

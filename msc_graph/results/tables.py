@@ -4,8 +4,6 @@ per session index, and paired effects between runs that differ in the compared f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
 from msc_graph.results.measures import METRICS, Metric
@@ -26,13 +24,6 @@ FACTOR_EXTRAS = {
     "memory": ("retrieval_k", "retrieval_threshold", "embedding"),
     "judge.model": ("judge.temperature", "judge.max_tokens", "judge.structured", "judge.rescored"),
 }
-
-
-@dataclass
-class Options:
-    compare: str = "memory"
-    baseline: str = "none"
-    seed: int = 0
 
 
 def groups(df: pd.DataFrame):
@@ -143,18 +134,19 @@ def _effect_row(pairs: pd.DataFrame, row: dict, seed: int) -> dict:
     return row
 
 
-def effect_rows(df: pd.DataFrame, loaded: LoadedResults, options: Options | None = None) -> list[dict]:
+def effect_rows(
+    df: pd.DataFrame, loaded: LoadedResults, compare: str = "memory", baseline: str = "none", seed: int = 0
+) -> list[dict]:
     """Each setting whose compared factor is not the baseline, minus the baseline run that differs
     from it in that factor alone, paired by dataset, user, session and problem; a setting without
     such a baseline gets one row saying which settings differ."""
-    o = options or Options()
-    factor = (o.compare, *FACTOR_EXTRAS.get(o.compare, ()))
-    value = lambda s: str(s.values.get(o.compare))  # noqa: E731
+    factor = (compare, *FACTOR_EXTRAS.get(compare, ()))
+    value = lambda s: str(s.values.get(compare))  # noqa: E731
     settings = loaded.settings
-    bases = [s for s in settings.values() if value(s) == o.baseline]
+    bases = [s for s in settings.values() if value(s) == baseline]
     rows = []
     for other in sorted(settings.values(), key=lambda s: s.label):
-        if value(other) == o.baseline or not bases:
+        if value(other) == baseline or not bases:
             continue
         diffs = {b.id: pairing(b, other, factor) for b in bases}
         base = next((b for b in bases if not diffs[b.id]), None)
@@ -170,7 +162,7 @@ def effect_rows(df: pd.DataFrame, loaded: LoadedResults, options: Options | None
             continue
         for dataset, g in [*pairs.groupby("dataset", sort=True), *([(ALL, pairs)] if pairs["dataset"].nunique() > 1 else [])]:
             row = {"dataset": dataset, "comparison": f"{other.label} vs {base.label}", "note": ""}
-            rows.append(_effect_row(g, row, o.seed))
+            rows.append(_effect_row(g, row, seed))
     return rows
 
 

@@ -22,7 +22,6 @@ class RunStore:
         self.locator = store_locator(ctx)
         self.in_process = in_process or bool(ctx.chroma_url)
         self.process: ProcessMemory | None = None
-        self.write_errors: list[str] = []
 
     async def open(self, user_ids: list[int]) -> None:
         """Lock and open the store (``MemoryError_`` when another process holds the folder)."""
@@ -45,11 +44,11 @@ class RunStore:
         """Let the store process finish its queued writes; returns the writes that failed."""
         if self.process is None:
             return []
-        self.write_errors = stop_process_memory(self.process)
-        if self.write_errors and not self.never_opened():  # the records hold the notes; a rerun writes them
+        errors = stop_process_memory(self.process)
+        if errors and not self.never_opened():  # the records hold the notes; a rerun writes them
             print(
-                f"warning: {len(self.write_errors)} note writes to the memory store failed (first: {self.write_errors[0]}); "
+                f"warning: {len(errors)} note writes to the memory store failed (first: {errors[0]}); "
                 "every session's notes are in the results file, and rerunning the same command writes them to the store",
                 file=sys.stderr,
             )
-        return self.write_errors
+        return errors

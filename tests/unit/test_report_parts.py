@@ -14,7 +14,7 @@ from msc_graph.results.measures import session_table
 from msc_graph.results.merge import merge_files
 from msc_graph.results.settings import load_results, pairing
 from msc_graph.results.summary import summary_text
-from msc_graph.results.tables import Options, effect_rows, summary_rows
+from msc_graph.results.tables import effect_rows, summary_rows
 from msc_graph.results.viewer import script_json, session_detail, viewer_data
 
 BASE = {"prompts": "p", "dataset_seed": 42, "max_turns": 10, "memory": "none", "agent": {"model": "a"}, "judge": {"model": "j"}}
@@ -75,7 +75,7 @@ def test_settings_labels_pool_datasets_and_pairing_needs_the_factor_alone(tmp_pa
     summary = summary_rows(df, loaded.settings)
     pooled = [r for r in summary if r["dataset"] == "all datasets"]
     assert [(r["setting"], r["sessions"]) for r in pooled] == [("memory=none, max_turns=10", 12)]
-    (effect,) = effect_rows(df, loaded, Options())
+    (effect,) = effect_rows(df, loaded)
     assert effect["comparison"] == "memory=retrieval, max_turns=10 vs memory=none, max_turns=10"
     assert effect["pairs"] == 6 and effect["dUE"] == "-1.00 [-1.00, -1.00]"
 
@@ -85,7 +85,7 @@ def test_without_a_manifest_settings_are_known_by_hash_and_never_paired(tmp_path
     b = write(tmp_path / "b.jsonl", [rec(u, 0, "hb", memory="retrieval", ue=0) for u in range(3)])
     loaded = load_results([a, b])
     assert loaded.no_manifest == [str(a), str(b)]
-    (effect,) = effect_rows(session_table(loaded.records), loaded, Options())
+    (effect,) = effect_rows(session_table(loaded.records), loaded)
     assert effect["pairs"] == 0 and "no manifest" in effect["note"]
 
 
