@@ -274,6 +274,11 @@ def role_config_of(ctx: SessionContext, role: Role, api_key: str | None = None, 
     )
 
 
+#: Most ``--trials``: each trial of a memory run has a memory design of its own, and a process
+#: keeps 32 designs built (``graphs.memory.design_for``).
+MAX_TRIALS = 16
+
+
 class RunSettings(BaseModel):
     """A benchmark run. API keys are secrets (``SecretStr``) and never reach outputs."""
 
@@ -285,6 +290,11 @@ class RunSettings(BaseModel):
     split: Literal["test", "train"] = Field("test", description="which published sample: test or train")
     eval_size: int = Field(20, ge=1, description="sessions (problems) per user")
     seed: int = Field(42, description="dataset sampling seed; 42 is the published one")
+    trials: int = Field(
+        1, ge=1, le=MAX_TRIALS,
+        description="runs of every session, each with its own sampling seed (trial 0 sends none) and, with memory, "
+        "its own series of the user's sessions; the report adds pass^k and pass@k",
+    )  # fmt: skip
     shuffle_problems_per_user: bool = False
     users: int | None = Field(None, ge=1)
     user_ids: list[int] | None = None

@@ -13,9 +13,13 @@ OpenAI-compatible endpoint, plus a helper that gets a validated JSON object out 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import re
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -46,6 +50,25 @@ RETRY_TEMPERATURE = 0.7
 
 # Endpoints where the server refused ``json_schema``: later calls go straight to the fallback.
 _SCHEMA_REFUSED: set[str] = set()
+
+#: The sampling seed of the session being run (``--trials``) and how many calls it has made.
+_SESSION_SEED: ContextVar[tuple[int, itertools.count] | None] = ContextVar("msc_session_seed", default=None)
+
+
+@contextlib.contextmanager
+def sampling_seed(seed: int | None) -> Iterator[None]:
+    """Inside, every model call sends the OpenAI ``seed`` field: ``seed`` plus the call's number in
+    this context (so a retried call samples anew). ``None`` sends no seed (the default)."""
+    token = _SESSION_SEED.set(None if seed is None else (seed, itertools.count()))
+    try:
+        yield
+    finally:
+        _SESSION_SEED.reset(token)
+
+
+def _seed_kwargs() -> dict:
+    seeded = _SESSION_SEED.get()
+    return {} if seeded is None else {"seed": (seeded[0] + next(seeded[1])) & 0x7FFFFFFF}
 
 
 def strip_reasoning(text: str | None) -> str:
@@ -153,6 +176,7 @@ async def _invoke(cfg: RoleConfig, messages: list[dict], usage: Usage, **kwargs)
     """One model call. Without listeners it skips LangChain's callback set-up (about 0.5 ms of CPU
     per call, a fifth of the client's cost in a batch run); with listeners it is ``ainvoke``."""
     model = chat_model(cfg)
+    kwargs.update(_seed_kwargs())
     async with endpoint_semaphore(cfg):
         start = time.perf_counter()
         if isinstance(model, ChatOpenAICompatible) and not _observed():

@@ -131,6 +131,7 @@ def _data(p: argparse.ArgumentParser) -> None:
     add_flag(data, "--user-kind", "--user", choices=["simulated", "human"], default="simulated",
              help="who plays the user: the simulator model, or a person at this terminal, one session at a time (default: simulated)")
     add_flag(data, "--shard", default=None, metavar="K/N", help="the K-th of N disjoint slices of the users (several machines); merge with runners/merge.py")
+    add_flag(data, "--trials", type=int, default=RUN["trials"].default, help=RUN["trials"].description + _d(RUN["trials"]))
     add_flag(data, "--shuffle-problems-per-user", action="store_true", help="each user gets the problems in its own seeded order (separates learning from difficulty)")
 
 
@@ -225,7 +226,7 @@ def parse_user_ids(text: str | None) -> list[int] | None:
 
 #: Flags that are ``RunSettings`` fields of the same name, taken as they are.
 RUN_FLAGS = (
-    "experiment_type", "dataset", "split", "eval_size", "seed", "shuffle_problems_per_user", "users", "profiles",
+    "experiment_type", "dataset", "split", "eval_size", "seed", "trials", "shuffle_problems_per_user", "users", "profiles",
     "shard", "offline", "output_file", "overwrite", "retry_failed", "memory_in_process", "outage_timeout",
     "max_failure_rate", "skip_preflight", "progress_every",
 )  # fmt: skip

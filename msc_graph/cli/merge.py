@@ -34,10 +34,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"superseded ({result.superseded}): attempts a rerun replaced (the last record of a session counts)")
     if result.duplicates:
         print(f"duplicates ({len(result.duplicates)}, first kept): "
-              + ", ".join(f"user {u} session {s}" for u, s in result.duplicates[:20]))  # fmt: skip
+              + ", ".join(map(_session, result.duplicates[:20])))  # fmt: skip
     if result.missing:
-        print(f"missing ({len(result.missing)}): " + ", ".join(f"user {u} session {s}" for u, s in result.missing[:20]))
+        print(f"missing ({len(result.missing)}): " + ", ".join(map(_session, result.missing[:20])))
     return 1 if args.strict and (result.duplicates or result.missing) else 0
+
+
+def _session(key: tuple[int, int, int]) -> str:
+    user, session, trial = key
+    return f"user {user} session {session}" + (f" trial {trial}" if trial else "")
 
 
 if __name__ == "__main__":

@@ -315,6 +315,16 @@ def start_process_memory(locator: StoreLocator) -> ProcessMemory | None:
     return mem
 
 
+def share_process_memory(mem: ProcessMemory, locator: StoreLocator) -> ProcessMemory:
+    """Another namespace of ``mem``'s folder (``locator``), served by the same store process and
+    installed for ``locator``; forget it with ``uninstall_store`` before stopping ``mem``."""
+    if locator.path != mem.locator.path or locator.url:
+        raise ValueError("a shared store process serves namespaces of its own folder only")
+    other = ProcessMemory(mem.process, locator)
+    install_store(locator, other)
+    return other
+
+
 def stop_process_memory(mem: ProcessMemory) -> list[str]:
     """Forget the store in this process and let the child finish its queued writes (it then exits
     on its own; this does not wait for that). Returns the errors of writes that failed (none,

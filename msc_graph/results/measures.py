@@ -95,7 +95,7 @@ def session_row(r: dict, quick_turns: int = QUICK_TURNS) -> dict:
     failure = r.get("failure") or None
     row = {
         "setting": r.get("_setting", "?"), "dataset": r.get("dataset", "?"), "user_id": r["user_id"],
-        "session_index": int(r["session_index"]), "problem_id": r.get("problem_id"),
+        "session_index": int(r["session_index"]), "trial": int(r.get("trial", 0)), "problem_id": r.get("problem_id"),
         "failed": failure is not None, "failure_stage": (failure or {}).get("stage"),
     }  # fmt: skip
     if failure is not None or r.get("task_success") is None:

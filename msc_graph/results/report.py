@@ -14,7 +14,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from msc_graph.results import figures, preferences, render, tables
+from msc_graph.results import figures, preferences, render, simulator, tables, trials
 from msc_graph.results.measures import (
     HEADLINE,
     INTERACTION,
@@ -44,6 +44,9 @@ COST_COLS = ["setting", "role", "calls/session", "prompt tok/session", "completi
              "uncached prompt tok/session", "latency s/call"]  # fmt: skip
 #: Preferences shown in the Markdown and HTML tables (all of them are in preferences.csv).
 PREF_ROWS_SHOWN = 200
+#: Tables written only when they have rows: table -> CSV name.
+EXTRA_CSVS = {"dropped": "dropped", "trials": "trials", "pass_k": "pass_k", "flips": "trials_flips",
+              "simulator": "simulator", "simulator_preferences": "simulator_preferences"}  # fmt: skip
 SETTING_COLS = ["setting", "id", "protocol", "datasets", "sessions", "wall s/session", "settings hash(es)", "files"]
 
 
@@ -69,6 +72,7 @@ def compute(loaded: LoadedResults, o: ReportOptions) -> dict:
         "preferences": preferences.preference_rows(pt, st), "costs": tables.cost_rows(loaded),
         "settings": tables.settings_rows(loaded, df),
         "dropped": [{"reason": "duplicate", **d} for d in loaded.duplicates],
+        **trials.trial_tables(loaded.records, st, o.seed), **simulator.simulator_tables(loaded.records, st, o.seed),
     }  # fmt: skip
 
 
@@ -82,8 +86,9 @@ def build_report(results: LoadedResults | list[dict], out_dir: str | Path, optio
     t = compute(loaded, o)
     for name in ("summary", "effects", "curves", "categories", "preferences", "costs", "settings"):
         render.write_csv(out / f"{name}.csv", t[name])
-    if t["dropped"]:
-        render.write_csv(out / "dropped.csv", t["dropped"])
+    for name, csv_name in EXTRA_CSVS.items():
+        if t[name]:
+            render.write_csv(out / f"{csv_name}.csv", t[name])
     labels = {s.id: s.label for s in loaded.settings.values()}
     plots = figures.metric_figures(t["curves"], labels, out) + figures.category_figure(t["categories"], labels, out)
     t["plots"] = plots
@@ -133,7 +138,7 @@ def _markdown(t: dict, data_note: str, o: ReportOptions) -> str:
         md(t["category_summary"], CATEGORY_COLS),
         "\n## Preferences (full text; enforcement rate, first vs last session)\n", md(t["preferences"][:PREF_ROWS_SHOWN], PREF_COLS),
         _more_preferences(t),
-        "\n## Cost\n", md(t["costs"], COST_COLS),
+        "\n## Cost\n", md(t["costs"], COST_COLS), trials.sections(t)[0], simulator.sections(t)[0],
         "\n## Definitions\n", "\n".join(render.definitions(t["late_windows"], o.quick_turns, o.late_fraction)) + "\n",
         "\nThe conversations themselves: open report.html (Transcripts).\n",
     ]  # fmt: skip
@@ -160,7 +165,7 @@ def _html(t: dict, data_note: str, o: ReportOptions, viewer: str) -> str:
     h = lambda rows, cols: f'<div class="wide">{render.html_table(rows, cols)}</div>'  # noqa: E731
     defs = "".join(f"<li>{html.escape(line[2:].replace('**', ''))}</li>" for line in render.definitions(t["late_windows"], o.quick_turns, o.late_fraction))
     nav = "".join(f'<a href="#{a}">{n}</a>' for a, n in (("results", "Results"), ("effects", "Effects"), ("curves", "Figures"),
-                  ("categories", "Preferences"), ("cost", "Cost"), ("settings", "Settings"), ("transcripts", "Transcripts")))  # fmt: skip
+                  ("categories", "Preferences"), ("cost", "Cost"), ("simulator", "Simulator"), ("settings", "Settings"), ("transcripts", "Transcripts")))  # fmt: skip
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>MultiSessionCollab report</title>
 <style>{PAGE_CSS}{VIEWER_CSS}</style></head><body><h1>MultiSessionCollab report</h1><nav>{nav}</nav>
 <p>{html.escape(render.method_note())}</p><p>{html.escape(data_note)}</p>
@@ -172,7 +177,7 @@ def _html(t: dict, data_note: str, o: ReportOptions, viewer: str) -> str:
 <h2 id="curves">Learning curves</h2>{"".join(_img(p) for p in t["plots"] if p.suffix == ".png")}
 <h2 id="categories">Learning per preference category</h2>{h(t["category_summary"], CATEGORY_COLS)}
 <h3>Preferences</h3>{h(t["preferences"][:PREF_ROWS_SHOWN], PREF_COLS)}<p>{html.escape(_more_preferences(t))}</p>
-<h2 id="cost">Cost</h2>{h(t["costs"], COST_COLS)}
+<h2 id="cost">Cost</h2>{h(t["costs"], COST_COLS)}{trials.sections(t)[1]}{simulator.sections(t)[1]}
 <h2 id="settings">Settings</h2>{h(t["settings"], SETTING_COLS)}
 <h2>Definitions</h2><ul>{defs}</ul>
 {viewer}</body></html>"""

@@ -69,11 +69,11 @@ def plan_files(paths: list[str | Path], out_dir: str | Path, overwrite: bool = F
 
 
 def _counted(records: list[dict]) -> list[dict]:
-    """The record that counts for each (settings, user, session): the last one written."""
+    """The record that counts for each (settings, user, session, trial): the last one written."""
     latest: dict[tuple, dict] = {}
     for r in records:
-        latest[(r.get("settings_hash"), r["user_id"], r["session_index"])] = r
-    return sorted(latest.values(), key=lambda r: (r["user_id"], r["session_index"]))
+        latest[(r.get("settings_hash"), r["user_id"], r["session_index"], r.get("trial", 0))] = r
+    return sorted(latest.values(), key=lambda r: (r["user_id"], r.get("trial", 0), r["session_index"]))
 
 
 def graded_draft(r: dict) -> str | None:

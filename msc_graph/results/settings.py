@@ -7,7 +7,7 @@ known only by their hash, which includes the dataset, so such a setting is never
 datasets or paired with another.
 
 Which records count: in one file, the last record of a (settings hash, user, session) is the one
-that counts (a failed session run again supersedes its earlier attempt, as resume reads it). The
+that counts (``trial`` is part of the session: a record without it is trial 0; a failed session run again supersedes its earlier attempt, as resume reads it). The
 same key in two files (two runners on one setting, merged overlapping shards) is a duplicate: the
 first file given wins and the others are dropped and reported.
 """
@@ -119,7 +119,7 @@ def _collect(given: list[tuple[str, list[dict], dict | None]]) -> LoadedResults:
             out.no_manifest.append(name)
         latest: dict[tuple, dict] = {}
         for r in records:
-            key = (r.get("settings_hash"), r.get("dataset"), r["user_id"], r["session_index"])
+            key = (r.get("settings_hash"), r.get("dataset"), r["user_id"], r["session_index"], r.get("trial", 0))
             out.superseded += key in latest
             latest[key] = r
         for key, r in latest.items():

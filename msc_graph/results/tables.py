@@ -111,7 +111,7 @@ def curve_rows(df: pd.DataFrame, settings: dict[str, Setting], seed: int = 0) ->
 
 
 def _pair_frame(df: pd.DataFrame, base: str, other: str) -> pd.DataFrame:
-    key = ["dataset", "user_id", "session_index", "problem_id"]
+    key = ["dataset", "user_id", "session_index", "trial", "problem_id"]  # trial t pairs with trial t
     a = df[(df["setting"] == base) & ~df["failed"]]
     b = df[(df["setting"] == other) & ~df["failed"]]
     return a.merge(b, on=key, how="inner", suffixes=("_a", "_b"))

@@ -162,7 +162,7 @@ async def run_benchmark(
         previous = [] if settings.overwrite else existing_records(prep.output)
         check_compatible(previous, prep.key_hash, prep.profile_hashes, str(prep.output))
         resume = plan_resume(previous, prep.key_hash, prep.jobs, learns=prep.learns, retry_failed=settings.retry_failed)
-        store = RunStore(prep.settings.session, settings.memory_in_process) if prep.uses_store else None
+        store = RunStore(prep.settings.session, settings.memory_in_process, settings.trials) if prep.uses_store else None
         if store is not None:
             await store.open(list(prep.jobs))  # locks the memory folder: refused at once when in use
         if settings.overwrite:  # every check passed and every lock is held: only now replace
@@ -186,10 +186,12 @@ def start_banner(prep: Prepared, resume: ResumePlan) -> str:
     endpoints = {f"{role}": f"{getattr(s, f'{role}_model')} at {getattr(s, f'{role}_api_base')}" for role in ("user", "agent", "judge")}
     retry = f", {resume.retried} failed to retry" if resume.retried else ""
     rerun = f", {resume.rerun_after_retry} later memory sessions rerun after them" if resume.rerun_after_retry else ""
+    trials = f" x {prep.settings.trials} trials" if prep.settings.trials > 1 else ""
     return banner([
         ("run", f"{prep.settings.experiment_type} on {prep.dataset.name} ({prep.settings.split}, {sessions} problems), "
                 f"memory {s.memory}, protocol {s.protocol}"),
-        ("sessions", f"{users} users x {sessions} = {users * sessions}: {resume.skipped} done, {todo} to run{retry}{rerun}"),
+        ("sessions", f"{users} users x {sessions}{trials} = {users * sessions * prep.settings.trials}: {resume.skipped} done, "
+                     f"{todo} to run{retry}{rerun}"),
         *((k, v) for k, v in endpoints.items()),
         ("output", str(prep.output)),
     ])  # fmt: skip
@@ -207,7 +209,7 @@ async def drive(
         print(start_banner(prep, resume), file=sys.stderr, flush=True)
     runner = SessionRunner(ctx, plan.record_setting(settings, prep.dataset, prep.key_hash), prep.profile_hashes,
                            prep.task_description, prep.learns, person,
-                           TerminalPerson() if human and person is None else None)  # fmt: skip
+                           TerminalPerson() if human and person is None else None, settings.trials)  # fmt: skip
     total = sum(len(v) for v in prep.jobs.values())
     records = list(resume.done.values())
     progress = Progress(
@@ -237,7 +239,7 @@ async def drive(
         if store is not None and (errors := store.close()):
             extra["memory_write_errors"] = errors[:20]
         manifest.finish(ended, {"total": total, "done": len(records), "new": writer.new, "failed": sum(1 for r in records if r.get("failure"))}, **extra)
-    records.sort(key=lambda r: (r["user_id"], r["session_index"]))
+    records.sort(key=lambda r: (r["user_id"], r.get("trial", 0), r["session_index"]))
     return RunSummary(str(prep.output), records, writer.new, resume.skipped, ended, notice=writer.notice)
 
 
@@ -256,10 +258,14 @@ class UserDriver:
             record = await self.runner.run(job, memory)
         return self.writer.emit(job, record)
 
-    async def user(self, uid: int, todo: list[SessionJob], memory) -> None:
+    async def user(self, uid: int, todo: list[SessionJob], restore: dict) -> None:
         if not self.learns:
             await all_or_none(self.session(j) for j in todo)
             return
+        trials = dict.fromkeys(j.trial for j in todo)  # each trial is a series of its own
+        await all_or_none(self.series([j for j in todo if j.trial == t], restore.get((uid, t))) for t in trials)
+
+    async def series(self, todo: list[SessionJob], memory) -> None:
         for job in todo:
             record = await self.session(job, memory)
             if record.failure is not None and record.failure.kind == "infrastructure":
@@ -268,13 +274,13 @@ class UserDriver:
                 memory = record.notes_after
 
     async def run_all(self, resume: ResumePlan, store: RunStore | None) -> None:
-        design = design_for(self.runner.ctx)
         # the records are the truth: each learning user's store gets the memory its last finished
         # session ended with (a write only where it differs, e.g. after a crash took a write with it)
-        for uid, memory in resume.restore.items():
-            await design.restore(uid, memory)
-        await design.prepare(list(resume.todo))
-        users = asyncio.ensure_future(all_or_none(self.user(uid, todo, resume.restore.get(uid)) for uid, todo in resume.todo.items()))
+        for (uid, trial), memory in resume.restore.items():
+            await design_for(self.runner.context_of(trial)).restore(uid, memory)
+        for trial in range(self.runner.trial_count):
+            await design_for(self.runner.context_of(trial)).prepare(list(resume.todo))
+        users = asyncio.ensure_future(all_or_none(self.user(uid, todo, resume.restore) for uid, todo in resume.todo.items()))
         ready = store.ready() if store is not None else None
         if ready is None:
             await users

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from functools import lru_cache
 from pathlib import Path
 
-from msc_graph.config import RunSettings, settings_hash
+from msc_graph.config import RunSettings, SessionContext, settings_hash
 from msc_graph.data import LoadedDataset, UserProfile, builtin_profiles, load_profiles
 from msc_graph.data.profiles import ProfileError
 from msc_graph.memory.registry import EMBEDDING_DESIGNS
@@ -107,14 +108,37 @@ def key_of(settings: RunSettings, dataset: LoadedDataset) -> tuple[dict, str]:
 
 
 def plan_jobs(settings: RunSettings, profiles: list[UserProfile], dataset: LoadedDataset) -> dict[int, list[SessionJob]]:
-    """Each user's sessions in order: the dataset's problems, or a seeded order per user."""
+    """Each user's sessions in order: the dataset's problems, or a seeded order per user; under
+    ``--trials N`` the user's series of trial 0, then of trial 1, ... (same problems, same order)."""
     jobs: dict[int, list[SessionJob]] = {}
     for profile in profiles:
         order = list(range(len(dataset.problems)))
         if settings.shuffle_problems_per_user:
             random.Random(f"{settings.seed}-{profile.i}").shuffle(order)
-        jobs[profile.i] = [SessionJob(profile, k, pid, dataset.problems[pid]) for k, pid in enumerate(order)]
+        jobs[profile.i] = [
+            SessionJob(profile, k, pid, dataset.problems[pid], t, trial_seed(settings.seed, profile.i, k, t))
+            for t in range(settings.trials)
+            for k, pid in enumerate(order)
+        ]
     return jobs
+
+
+def trial_seed(run_seed: int, user_id: int, session_index: int, trial: int) -> int | None:
+    """The sampling seed of one trial of a session: none for trial 0 (what a run without trials
+    sends), else a 31-bit number derived from the run's seed, the user, the session and the trial."""
+    if trial == 0:
+        return None
+    digest = hashlib.sha256(f"{run_seed}-{user_id}-{session_index}-{trial}".encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+@lru_cache(maxsize=64)
+def trial_context(ctx: SessionContext, trial: int) -> SessionContext:
+    """The session context of a trial: trial 0's is the run's; each later trial keeps its memory in
+    a namespace of its own (an independent series of the user's sessions)."""
+    if trial == 0:
+        return ctx
+    return ctx.model_copy(update={"memory_namespace": f"{ctx.memory_namespace}-trial{trial}"})
 
 
 def record_setting(settings: RunSettings, dataset: LoadedDataset, key_hash: str) -> dict:

@@ -22,12 +22,16 @@ from msc_graph.protocols import effort_counter
 
 @dataclass
 class SessionJob:
-    """One session to run: a user, the position in the user's series, and the problem."""
+    """One session to run: a user, the position in the user's series, and the problem; under
+    ``--trials N`` also which trial (0..N-1) and the sampling seed its requests carry (None: none,
+    as trial 0 always sends none, so a one-trial run sends what it always sent)."""
 
     profile: UserProfile
     session_index: int
     problem_id: int
     problem: dict
+    trial: int = 0
+    seed: int | None = None
 
 
 class Failure(BaseModel):
@@ -65,6 +69,11 @@ class Timing(BaseModel):
     wall_s: float
 
 
+def record_key(record: dict) -> tuple[int, int, int]:
+    """What one record is the result of within its setting: (user, session index, trial)."""
+    return (record["user_id"], record["session_index"], record.get("trial", 0))
+
+
 class SessionRecord(BaseModel):
     """One finished (or failed) session."""
 
@@ -81,6 +90,8 @@ class SessionRecord(BaseModel):
     # -- who and what
     user_id: int
     session_index: int
+    #: Which of ``--trials N`` runs of this session (written only when above 0).
+    trial: int = 0
     problem_id: int
     problem: str
     solution: str
@@ -119,6 +130,7 @@ def record_base(job: SessionJob, setting: dict) -> dict:
         **setting,
         "user_id": job.profile.i,
         "session_index": job.session_index,
+        **({"trial": job.trial} if job.trial else {}),
         "problem_id": job.problem_id,
         "problem": job.problem["problem"],
         "solution": job.problem["solution"],

@@ -1,15 +1,17 @@
 """Resuming a run (pure): what is done, what runs again, what is refused, what memory to restore.
 
-A results file is append-only. Records are keyed by (user, session index) under one settings
-hash; when a key has several records (a failed attempt, then a rerun) the last one in the file is
-the one that counts, and the earlier ones are *superseded*.
+A results file is append-only. Records are keyed by (user, session index, trial) under one
+settings hash (a record without ``trial`` is trial 0); when a key has several records (a failed
+attempt, then a rerun) the last one in the file is the one that counts, and the earlier ones are
+*superseded*.
 
 - A finished session is done. A failed one runs again when ``--retry-failed`` selects it:
   ``infra`` (the default) retries infrastructure failures (the server, not the session), ``all``
   every failure, ``none`` nothing.
 - A user whose memory design learns runs in order: from its first session that is not done to its
   last, later sessions included (they ran with memory that the rerun replaces), starting from the
-  memory its previous session ended with.
+  memory its previous session ended with. Under ``--trials N`` each trial of a user is such a
+  series of its own.
 """
 
 from __future__ import annotations
@@ -20,17 +22,17 @@ from typing import Any
 
 from msc_graph.config import RetryFailed
 from msc_graph.run.errors import RunError
-from msc_graph.run.records import SessionJob
+from msc_graph.run.records import SessionJob, record_key
 
 
 @dataclass
 class ResumePlan:
-    #: The records that count, by key, for the sessions that will not run again.
-    done: dict[tuple[int, int], dict] = field(default_factory=dict)
-    #: The sessions to run, per user, in order.
+    #: The records that count, by key (user, session index, trial), for the sessions that will not run again.
+    done: dict[tuple[int, int, int], dict] = field(default_factory=dict)
+    #: The sessions to run, per user, in order (under ``--trials``, trial by trial).
     todo: dict[int, list[SessionJob]] = field(default_factory=dict)
-    #: The memory each learning user's store must hold when the run starts (None: nothing yet).
-    restore: dict[int, Any] = field(default_factory=dict)
+    #: The memory each learning user's store must hold when the run starts, per (user, trial) (None: nothing yet).
+    restore: dict[tuple[int, int], Any] = field(default_factory=dict)
     #: Failed sessions that run again, and finished ones that run again after them (memory).
     retried: int = 0
     rerun_after_retry: int = 0
@@ -40,12 +42,12 @@ class ResumePlan:
         return len(self.done)
 
 
-def latest_by_key(records: Iterable[dict], key_hash: str) -> dict[tuple[int, int], dict]:
-    """The record that counts for each (user, session) of this setting: the last one written."""
-    out: dict[tuple[int, int], dict] = {}
+def latest_by_key(records: Iterable[dict], key_hash: str) -> dict[tuple[int, int, int], dict]:
+    """The record that counts for each (user, session, trial) of this setting: the last one written."""
+    out: dict[tuple[int, int, int], dict] = {}
     for r in records:
         if r.get("settings_hash") == key_hash:
-            out[(r["user_id"], r["session_index"])] = r
+            out[record_key(r)] = r
     return out
 
 
@@ -80,23 +82,34 @@ def plan_resume(
     latest = latest_by_key(records, key_hash)
     plan = ResumePlan()
     for uid, user_jobs in jobs.items():
-        finished = [(j, latest.get((uid, j.session_index))) for j in user_jobs]
-        pending = [j for j, r in finished if r is None or should_retry(r, retry_failed)]
-        plan.retried += sum(1 for j, r in finished if r is not None and should_retry(r, retry_failed))
-        if learns and pending:
-            first = pending[0].session_index
-            rerun = [j for j, r in finished if j.session_index > first and r is not None and j not in pending]
-            plan.rerun_after_retry += len(rerun)
-            pending = [j for j in user_jobs if j.session_index >= first]
-            previous = latest.get((uid, first - 1))
-            plan.restore[uid] = (previous or {}).get("notes_after")
-        elif learns:
-            last = latest.get((uid, user_jobs[-1].session_index)) if user_jobs else None
-            plan.restore[uid] = (last or {}).get("notes_after")
-        todo_keys = {j.session_index for j in pending}
-        for j, r in finished:
-            if r is not None and j.session_index not in todo_keys:
-                plan.done[(uid, j.session_index)] = r
+        pending: list[SessionJob] = []
+        for trial in dict.fromkeys(j.trial for j in user_jobs):  # each trial is a series of its own
+            series = [j for j in user_jobs if j.trial == trial]
+            pending += _plan_series(plan, latest, uid, trial, series, learns, retry_failed)
         if pending:
             plan.todo[uid] = pending
     return plan
+
+
+def _plan_series(
+    plan: ResumePlan, latest: dict, uid: int, trial: int, series: list[SessionJob], learns: bool, retry_failed: RetryFailed
+) -> list[SessionJob]:
+    """One user's series of one trial: fills ``plan.done``/``restore``/counts, returns what runs."""
+    finished = [(j, latest.get((uid, j.session_index, trial))) for j in series]
+    pending = [j for j, r in finished if r is None or should_retry(r, retry_failed)]
+    plan.retried += sum(1 for j, r in finished if r is not None and should_retry(r, retry_failed))
+    if learns and pending:
+        first = pending[0].session_index
+        rerun = [j for j, r in finished if j.session_index > first and r is not None and j not in pending]
+        plan.rerun_after_retry += len(rerun)
+        pending = [j for j in series if j.session_index >= first]
+        previous = latest.get((uid, first - 1, trial))
+        plan.restore[(uid, trial)] = (previous or {}).get("notes_after")
+    elif learns:
+        last = latest.get((uid, series[-1].session_index, trial)) if series else None
+        plan.restore[(uid, trial)] = (last or {}).get("notes_after")
+    todo_keys = {j.session_index for j in pending}
+    for j, r in finished:
+        if r is not None and j.session_index not in todo_keys:
+            plan.done[(uid, j.session_index, trial)] = r
+    return pending

@@ -15,7 +15,9 @@ from typing import Any
 from msc_graph.config import SessionContext
 from msc_graph.graphs.human import Ask, SessionAborted, TerminalPerson, run_with_person
 from msc_graph.graphs.session import graph as session_graph
+from msc_graph.llm import sampling_seed
 from msc_graph.outcomes import failure, kind_of_exception
+from msc_graph.run.plan import trial_context
 from msc_graph.run.records import SessionJob, SessionRecord, build_record, failed_record
 from msc_graph.security import redact
 
@@ -66,6 +68,11 @@ class SessionRunner:
     memory: bool
     person: Ask | None = None
     terminal: TerminalPerson | None = None
+    #: ``--trials``: how many runs of every session (each trial's context: ``plan.trial_context``).
+    trial_count: int = 1
+
+    def context_of(self, trial: int) -> SessionContext:
+        return trial_context(self.ctx, trial)
 
     def setting_for(self, job: SessionJob) -> dict:
         """The setting fields of ``job``'s record: the run's, and the user's profile hash."""
@@ -98,10 +105,11 @@ class SessionRunner:
     async def _play(self, job: SessionJob) -> dict:
         inputs = session_inputs(job, self.task_description)
         if self.ctx.user_kind != "human":
-            return await session_graph.ainvoke(inputs, context=self.ctx)
+            with sampling_seed(job.seed):
+                return await session_graph.ainvoke(inputs, context=self.context_of(job.trial))
         if self.terminal is not None:
             self.terminal.start_session(briefing(job, self.task_description))
-        return await run_with_person(inputs, self.ctx, self.person or self.terminal)
+        return await run_with_person(inputs, self.context_of(job.trial), self.person or self.terminal)
 
 
 def _redacted_failure(state: dict) -> dict:

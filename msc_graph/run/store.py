@@ -13,24 +13,36 @@ import sys
 
 from msc_graph.config import SessionContext
 from msc_graph.graphs.memory import store_locator
-from msc_graph.memory.access import store_for
-from msc_graph.memory.store_process import ProcessMemory, start_process_memory, stop_process_memory
+from msc_graph.memory.access import store_for, uninstall_store
+from msc_graph.memory.store_process import (
+    ProcessMemory,
+    share_process_memory,
+    start_process_memory,
+    stop_process_memory,
+)
+from msc_graph.run.plan import trial_context
 
 
 class RunStore:
-    def __init__(self, ctx: SessionContext, in_process: bool) -> None:
+    def __init__(self, ctx: SessionContext, in_process: bool, trials: int = 1) -> None:
         self.locator = store_locator(ctx)
+        #: Each later trial's namespace of the same store (``plan.trial_context``).
+        self.trial_locators = [store_locator(trial_context(ctx, t)) for t in range(1, trials)]
         self.in_process = in_process or bool(ctx.chroma_url)
         self.process: ProcessMemory | None = None
+        self.shared: list[ProcessMemory] = []
 
     async def open(self, user_ids: list[int]) -> None:
         """Lock and open the store (``MemoryError_`` when another process holds the folder)."""
         if not self.in_process:
             self.process = await asyncio.to_thread(start_process_memory, self.locator)
         if self.process is None:
-            await asyncio.to_thread(store_for, self.locator)
-        else:
-            self.process.warm(user_ids)
+            for locator in (self.locator, *self.trial_locators):
+                await asyncio.to_thread(store_for, locator)
+            return
+        self.shared = [share_process_memory(self.process, loc) for loc in self.trial_locators]
+        for mem in (self.process, *self.shared):
+            mem.warm(user_ids)
 
     def ready(self) -> asyncio.Future | None:
         """Resolves when the store process has the folder open (fails with the reason it cannot)."""
@@ -44,6 +56,8 @@ class RunStore:
         """Let the store process finish its queued writes; returns the writes that failed."""
         if self.process is None:
             return []
+        for mem in self.shared:
+            uninstall_store(mem.locator)
         errors = stop_process_memory(self.process)
         if errors and not self.never_opened():  # the records hold the notes; a rerun writes them
             print(

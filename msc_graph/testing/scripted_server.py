@@ -20,6 +20,10 @@ same sessions produce the same records. It recognises which role is calling from
 
 So without memory every session costs one enforcement; with memory, sessions after the first cost none.
 
+A request that carries a ``seed`` (a later trial of ``--trials``) lets the user simulator *lapse*
+on one seed in three (a function of the seed alone): it lets a broken preference pass without
+enforcing it, or ends the session with no final answer (TS 0). So trials of one session differ.
+
 ``--latency`` and ``--capacity`` model a saturated GPU server: at most ``capacity`` requests are
 in service, each takes ``latency`` seconds, the rest wait in a queue.
 
@@ -77,7 +81,7 @@ class ScriptedServer:
         if isinstance(first, str) and MEM0_MARK in first:
             return _mem0_reply(messages)
         if USER_MARK in first:
-            return json.dumps(self._user_reply(messages))
+            return json.dumps(self._user_reply(messages, lapses(body.get("seed"))))
         if JUDGE_MARK in first:
             draft = first.split("## Draft answer", 1)[-1]
             ok = "FINAL" in draft
@@ -106,7 +110,7 @@ class ScriptedServer:
             return json.dumps({"reasoning": "help the user", "response": text})
         return text
 
-    def _user_reply(self, messages: list[dict]) -> dict:
+    def _user_reply(self, messages: list[dict], lapse: bool = False) -> dict:
         # reversed view: the agent speaks as "user"
         agent_msgs = [m for m in messages[1:] if m["role"] == "user"]
         turn = len(agent_msgs)  # this is user turn number `turn`
@@ -116,11 +120,14 @@ class ScriptedServer:
         has_bullets = any(line.lstrip().startswith("- ") for line in last_agent.splitlines())
         if turn > self.enforce_on_turn and turn < self.terminate_after and not has_bullets:
             checks["preference_1_satisfied"] = "No: the reply has no bullet points."
+            if lapse:
+                return {**checks, "enforce_preferences": False, "reasoning": "let it pass", "draft_answer": "I don't know",
+                        "should_terminate": False, "response": f"Go on (turn {turn})."}  # fmt: skip
             return {**checks, "enforce_preferences": True, "reasoning": "a preference was broken",
                     "draft_answer": "I don't know", "should_terminate": False, "response": ENFORCE_TEXT}
         if turn >= self.terminate_after:
             return {**checks, "enforce_preferences": False, "reasoning": "done",
-                    "draft_answer": f"FINAL: {turn}", "should_terminate": True, "response": f"Thanks! {TERMINATION_SIGNAL}"}
+                    "draft_answer": "I don't know" if lapse else f"FINAL: {turn}", "should_terminate": True, "response": f"Thanks! {TERMINATION_SIGNAL}"}
         return {**checks, "enforce_preferences": False, "reasoning": "asking for help",
                 "draft_answer": "I don't know" if turn == 1 else f"partial {turn}",
                 "should_terminate": False, "response": f"I need help with a problem (turn {turn})."}
@@ -206,6 +213,11 @@ class ScriptedServer:
                 {"object": "embedding", "index": i, "embedding": _toy_embedding(t)} for i, t in enumerate(inputs)
             ]}
         return 404, {"error": {"message": f"no route {method} {path}"}}
+
+
+def lapses(seed: int | None) -> bool:
+    """Whether the simulator lapses on a request with this ``seed`` (one seed in three; never without one)."""
+    return seed is not None and int(hashlib.sha256(str(seed).encode()).hexdigest(), 16) % 3 == 0
 
 
 def _mem0_reply(messages: list[dict]) -> str:

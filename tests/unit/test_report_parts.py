@@ -50,7 +50,7 @@ def test_last_attempt_counts_in_a_file_and_a_second_file_is_a_duplicate(tmp_path
     assert loaded.duplicates == [{"file": str(b), "kept_from": str(a), "user_id": 0, "session_index": 1}]
     merged = merge_files([a, b])  # merge reads files the same way
     assert [(r["user_id"], r["session_index"], r["task_success"]) for r in merged.records] == keys
-    assert merged.duplicates == [(0, 1)] and merged.superseded == 1
+    assert merged.duplicates == [(0, 1, 0)] and merged.superseded == 1
 
 
 def test_settings_labels_pool_datasets_and_pairing_needs_the_factor_alone(tmp_path):

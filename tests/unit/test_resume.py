@@ -37,7 +37,7 @@ def test_infrastructure_failures_run_again_by_default_and_content_failures_stay(
     records = [rec(0, 0, kind="infrastructure"), rec(0, 1, kind="content"), rec(0, 2), rec(1, 0, kind="internal")]
     plan = plan_resume(records, H, jobs(), learns=False, retry_failed="infra")
     assert todo(plan)[0] == [0] and plan.retried == 1
-    assert (0, 1) in plan.done and plan.done[(0, 1)]["failure"]["kind"] == "content"
+    assert (0, 1, 0) in plan.done and plan.done[(0, 1, 0)]["failure"]["kind"] == "content"
     assert todo(plan)[1] == [1, 2]  # the internal failure is final under "infra"
     assert todo(plan_resume(records, H, jobs(), learns=False, retry_failed="all"))[0] == [0, 1]
     assert 0 not in todo(plan_resume(records, H, jobs(), learns=False, retry_failed="none"))
@@ -46,23 +46,23 @@ def test_infrastructure_failures_run_again_by_default_and_content_failures_stay(
 def test_the_last_record_of_a_session_counts():
     records = [rec(0, 0, kind="infrastructure"), rec(0, 0)]  # failed, then rerun and finished
     plan = plan_resume(records, H, jobs(1), learns=False, retry_failed="infra")
-    assert plan.done[(0, 0)]["failure"] is None and 0 not in plan.todo
+    assert plan.done[(0, 0, 0)]["failure"] is None and 0 not in plan.todo
 
 
 def test_a_memory_user_reruns_from_its_first_retried_session_with_the_memory_before_it():
     records = [rec(0, 0, notes=["a"]), rec(0, 1, kind="infrastructure", notes=["a"]), rec(0, 2, notes=["c"])]
     plan = plan_resume(records, H, jobs(), learns=True, retry_failed="infra")
     assert todo(plan)[0] == [1, 2]  # session 2 ran with memory the rerun of session 1 replaces
-    assert plan.restore[0] == ["a"] and plan.rerun_after_retry == 1
-    assert (0, 0) in plan.done and (0, 2) not in plan.done
+    assert plan.restore[(0, 0)] == ["a"] and plan.rerun_after_retry == 1
+    assert (0, 0, 0) in plan.done and (0, 2, 0) not in plan.done
 
 
 def test_a_finished_memory_user_still_gets_its_last_memory_restored():
     records = [rec(1, 0, notes=["x"]), rec(1, 1, notes=["y"]), rec(1, 2, notes=["z"])]
     plan = plan_resume(records, H, {1: jobs()[1]}, learns=True, retry_failed="infra")
-    assert 1 not in plan.todo and plan.restore[1] == ["z"]
+    assert 1 not in plan.todo and plan.restore[(1, 0)] == ["z"]
     fresh = plan_resume([], H, {1: jobs()[1]}, learns=True, retry_failed="infra")
-    assert todo(fresh)[1] == [0, 1, 2] and fresh.restore[1] is None
+    assert todo(fresh)[1] == [0, 1, 2] and fresh.restore[(1, 0)] is None
 
 
 def test_other_settings_or_changed_profiles_are_refused():
