@@ -143,6 +143,8 @@ def test_run_summary_numbers_sessions_from_one_and_names_the_interval():
     text = summary_text([rec(u, k, "h") for u in range(3) for k in range(2)], "t")
     assert "session 1 " in text and "session 2 " in text and "session 0" not in text
     assert "percentile bootstrap over users" in text
+    header, _, overall = text.splitlines()[2:5]  # after the title and a blank line
+    assert header.split()[:3] == ["completed", "users", "TS"] and overall.split()[:3] == ["all", "6", "3"]  # 6 sessions, 3 users
 
 
 @pytest.mark.parametrize("bad", ["{not json", '{"settings_hash": 1}'])
