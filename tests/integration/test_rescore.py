@@ -99,7 +99,7 @@ def test_rescored_files_are_a_setting_of_their_own_in_the_report(inputs, judge, 
     assert res.returncode == 0, res.stderr
     (effect,) = list(csv.DictReader(open(tmp_path / "report" / "effects.csv")))
     assert effect["comparison"] == "memory=none, judge.model=second-judge vs memory=none, judge.model=scripted"
-    assert effect["pairs"] == "16" and effect["dTS %"] == "-25.0 [-25.0, -25.0]"
+    assert effect["pairs"] == "16" and effect["dTS %"] == "-25.0 [-25.0, -25.0] (n = 16 pairs, 4 users)"
 
 
 def test_refusals_write_nothing(inputs, judge, tmp_path):
