@@ -66,12 +66,13 @@ def _check_endpoint(cfg: RoleConfig) -> None:
 
 def write_tables(out: Path, rows: list[dict], differ: list[dict]) -> str:
     from msc_graph.results.render import md_table, write_csv
+    from msc_graph.results.rescore import KAPPA_NOTE
 
     write_csv(out / "agreement.csv", rows)
     write_csv(out / "disagreements.csv", differ)
-    cols = list(rows[0]) if rows else []
+    cols = [c for c in rows[0] if not c.startswith("kappa_")] if rows else []
     short = [{**d, "draft answer": _cut(d["draft answer"]), "new judge": _cut(d["new judge"]), "old judge": _cut(d["old judge"])} for d in differ]
-    text = ("# Judge agreement\n\n" + md_table(rows, cols) + f"\n## Sessions where the judges differ ({len(differ)})\n\n"
+    text = ("# Judge agreement\n\n" + md_table(rows, cols) + f"\n{KAPPA_NOTE}\n\n## Sessions where the judges differ ({len(differ)})\n\n"
             + md_table(short, ["file", "dataset", "user", "session", "problem", "before", "after", "draft answer", "new judge"])
             + "\nIn full: disagreements.csv.\n")  # fmt: skip
     (out / "agreement.md").write_text(text, encoding="utf-8")

@@ -1,9 +1,10 @@
 """Result files and what is made from them: reading and writing records (``files``), merging
-shards (``merge``), statistics (``stats``), the run summary (``summary``), the report (``report``:
-which records count and their settings in ``settings``, per-session metrics in ``measures``, tables
-in ``tables`` and ``preferences``, ``figures``, ``render``, the transcript viewer in ``viewer`` and
-``viewer_page``), re-grading with another judge (``rescore``) and exports (``export_published``,
-``export_training``)."""
+shards (``merge``), statistics (``stats``, paired tests in ``paired_tests``), the run summary
+(``summary``), the report (``report``: which records count and their settings in ``settings``,
+per-session metrics in ``measures``, tables in ``tables`` and ``preferences``, ``figures``,
+``render``, the models, dates and commits it names in ``provenance``, the transcript viewer in
+``viewer`` and ``viewer_page``), re-grading with another judge (``rescore``) and exports
+(``export_published``, ``export_training``)."""
 
 from msc_graph.results.files import (
     RecordWriter,

@@ -1,8 +1,9 @@
 """Figures a paper or a slide can take as they are: one figure per metric, a panel per dataset plus
 the pooled panel, sessions numbered from 1, 95% CI bands in the line's colour with a caption that
-states the method and n, the legend below the panels (never over the data), rates on 0-100, the
-Okabe-Ito colour-blind-safe palette with a marker and dash per setting, and each series nudged
-sideways a little so identical series stay visible. Written as PNG, SVG and PDF."""
+states the method, the models, the dates and the code, the legend (with the users and sessions each
+point rests on) below the panels (never over the data), rates on 0-100, the Okabe-Ito
+colour-blind-safe palette with a marker and dash per setting, and each series nudged sideways a
+little so identical series stay visible. Written as PNG, SVG and PDF."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from msc_graph.results.measures import METRICS, Metric
-from msc_graph.results.stats import CI_METHOD
+from msc_graph.results.stats import CI_METHOD, plural
 from msc_graph.results.tables import ALL
 
 #: Okabe & Ito (2008), ordered so the first colours are the most distinct on white.
@@ -122,33 +123,36 @@ def _series(ax, srows: list[dict], i: int, count: int, value: str, low: str, hig
     return line
 
 
-def _n_text(rows: list[dict], count_key: str | None) -> Callable[[str], str]:
-    """Users per point (its range) and, with ``count_key``, the sessions over every dataset panel."""
+def _span(values: list[int], unit: str) -> str:
+    low, high = min(values), max(values)
+    return plural(low, unit) if low == high else f"{low}-{high} {unit}"
+
+
+def _n_text(rows: list[dict], value: str, users_key: str, sessions_key: str) -> Callable[[str], str]:
+    """The n each plotted point of a setting rests on: its users and sessions (their range over the points)."""
 
     def n_of(sid: str) -> str:
-        users = [r["users"] for r in rows if r["setting_id"] == sid]
-        span = f"{min(users)}" if min(users) == max(users) else f"{min(users)}-{max(users)}"
-        if count_key is None:
-            return f"n = {span} users per point"
-        sessions = sum(r[count_key] for r in rows if r["setting_id"] == sid and r.get("dataset", "") != ALL)
-        return f"n = {span} users per point, {sessions} sessions"
+        points = [r for r in rows if r["setting_id"] == sid and r[value] is not None]
+        if not points:
+            return "no data"
+        return f"n per point: {_span([r[users_key] for r in points], 'users')}, {_span([r[sessions_key] for r in points], 'sessions')}"
 
     return n_of
 
 
-def metric_figures(curves: list[dict], labels: dict[str, str], out_dir: Path) -> list[Path]:
-    """One figure per metric that has a learning curve (``fig_<metric>.png/.svg/.pdf``)."""
+def metric_figures(curves: list[dict], labels: dict[str, str], out_dir: Path, provenance: str = "") -> list[Path]:
+    """One figure per metric that has a learning curve (``fig_<metric>.png/.svg/.pdf``); ``provenance``
+    (models, dates, code) ends every caption."""
     paths: list[Path] = []
     if not curves:
         return paths
     for m in METRICS:
         if not m.curve:
             continue
-        rows = [{**r, "n_metric": r[f"{m.key}_n"]} for r in curves]
         paths += plot_series(
-            rows, panel_key="dataset", value=m.key, low=f"{m.key}_low", high=f"{m.key}_high", percent=m.percent,
-            ylabel=m.label, title=_title(m), labels=labels, n_of=_n_text(rows, "n_metric"),
-            path_stem=out_dir / f"fig_{m.key}", caption=_caption(m),
+            curves, panel_key="dataset", value=m.key, low=f"{m.key}_low", high=f"{m.key}_high", percent=m.percent,
+            ylabel=m.label, title=_title(m), labels=labels, n_of=_n_text(curves, m.key, f"{m.key}_users", f"{m.key}_n"),
+            path_stem=out_dir / f"fig_{m.key}", caption=f"{_caption(m)} {provenance}".strip(),
         )  # fmt: skip
     return paths
 
@@ -159,18 +163,20 @@ def _title(m: Metric) -> str:
 
 def _caption(m: Metric) -> str:
     return (f"{m.definition} Line: per-session mean over completed sessions at each session (numbered from 1); "
-            f"shaded band: {CI_METHOD}. Series are nudged sideways slightly so equal series stay visible.")  # fmt: skip
+            f"shaded band: {CI_METHOD}. The legend gives the users and sessions each point rests on. Series are "
+            "nudged sideways slightly so equal series stay visible.")  # fmt: skip
 
 
-def category_figure(rows: list[dict], labels: dict[str, str], out_dir: Path) -> list[Path]:
+def category_figure(rows: list[dict], labels: dict[str, str], out_dir: Path, provenance: str = "") -> list[Path]:
     """Enforcement rate per preference category by session, one panel per category."""
     if not rows:
         return []
     data = [{**r, "dataset": "", "value": r["rate %"]} for r in rows]
     caption = (f"Share of sessions in which the user enforced a preference of the category (read from the simulator's "
-               f"per-preference checks), pooled over datasets; shaded band: {CI_METHOD}.")  # fmt: skip
+               f"per-preference checks), pooled over datasets; shaded band: {CI_METHOD}. The legend gives the users and "
+               f"sessions each point rests on. {provenance}").strip()  # fmt: skip
     return plot_series(
         data, panel_key="category", value="value", low="low", high="high", percent=True, ylabel="enforced %",
         title="Enforcement by preference category and session", caption=caption, labels=labels,
-        n_of=_n_text(data, None), path_stem=out_dir / "fig_preference_categories",
+        n_of=_n_text(data, "value", "users", "sessions"), path_stem=out_dir / "fig_preference_categories",
     )  # fmt: skip

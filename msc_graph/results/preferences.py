@@ -35,21 +35,27 @@ def category_curves(pt: pd.DataFrame, settings: dict[str, Setting], seed: int = 
     for (sid, session), g in pt.groupby(["setting", "session"], sort=True):
         table = g.pivot_table(index="user_id", columns="category", values="enforced", aggfunc=["sum", "count"], fill_value=0)
         cats = list(table["sum"].columns)
+        sessions = g.drop_duplicates(["dataset", "user_id", "category"]).groupby("category").size()
         for cat, est in zip(cats, cluster_ratios(table["sum"].to_numpy(), table["count"].to_numpy(), seed=seed), strict=True):
             est = est.scaled(100.0)
             rows.append({"setting": settings[sid].label, "setting_id": sid, "category": cat, "session": int(session),
-                         "rate %": est.mean, "low": est.low, "high": est.high, "users": est.users, "sessions": est.n})  # fmt: skip
+                         "rate %": est.mean, "low": est.low, "high": est.high, "users": est.users, "sessions": int(sessions[cat]),
+                         "checks": est.n})  # fmt: skip
     return sorted(rows, key=lambda r: (r["setting"], r["category"], r["session"]))
 
 
 def _first_last(pt: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per ``keys``: the enforcement rate in the first and the last session the group has."""
-    per = pt.groupby([*keys, "session"])["enforced"].agg(["mean", "count"]).reset_index()
+    """Per ``keys``: the enforcement rate in the first and the last session the group has, each with
+    its n (checks: a session times a preference of the group) and its users."""
+    per = pt.groupby([*keys, "session"]).agg(mean=("enforced", "mean"), count=("enforced", "size"), users=("user_id", "nunique"))
+    per = per.reset_index()
     first = per.loc[per.groupby(keys)["session"].idxmin()].set_index(keys)
     last = per.loc[per.groupby(keys)["session"].idxmax()].set_index(keys)
     out = pd.DataFrame({
         "first session": first["session"], "rate first %": (100 * first["mean"]).round(1), "n first": first["count"],
+        "users first": first["users"],
         "last session": last["session"], "rate last %": (100 * last["mean"]).round(1), "n last": last["count"],
+        "users last": last["users"],
     })  # fmt: skip
     out["change (pp)"] = (out["rate last %"] - out["rate first %"]).round(1)
     return out.reset_index()

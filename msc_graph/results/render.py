@@ -8,6 +8,7 @@ import html
 from pathlib import Path
 
 from msc_graph.results.measures import LATE_FRACTION, METRICS, QUICK_TURNS
+from msc_graph.results.paired_tests import EXACT_MAX_USERS
 from msc_graph.results.stats import CI_METHOD
 
 
@@ -48,7 +49,8 @@ def method_note() -> str:
         "differ between rows (the Settings table lists each in full). Each (setting, user, session) counts once. "
         "Means are over completed sessions; failed sessions are counted under failures, never scored. "
         f"Intervals: {CI_METHOD}; sessions of one user are resampled together. \"per-user\" columns give the mean of "
-        "per-user means. Sessions are numbered from 1."
+        "per-user means. Every value says what it rests on: (n = sessions or pairs, users); a subset metric (late-session "
+        "success, first-turn enforcement, ...) gives its own n. Sessions are numbered from 1."
     )
 
 
@@ -64,6 +66,11 @@ def definitions(late_windows: list[str], quick_turns: int = QUICK_TURNS, late_fr
     )
     lines.append(
         "- Paired effects: each pair is one user's session on the same problem under the two settings, both completed; "
-        "the interval resamples users; p is a two-sided Wilcoxon signed-rank test over the users' mean differences."
+        "the interval resamples users; p is a two-sided Wilcoxon signed-rank test over the users' mean differences, "
+        f"exact up to {EXACT_MAX_USERS} users (the method is named in each p cell and under the table)."
+    )
+    lines.append(
+        "- Preference tables: a rate is over checks (one session times one preference of the row); \"n\" counts the "
+        "checks and \"users\" the users behind them, in the first and the last session."
     )
     return lines

@@ -24,6 +24,8 @@ from msc_graph.results.measures import (
     late_windows,
     session_table,
 )
+from msc_graph.results.paired_tests import METHOD_NOTE
+from msc_graph.results.provenance import provenance
 from msc_graph.results.settings import LoadedResults
 from msc_graph.results.tables import PUBLISHED_HEADLINE
 from msc_graph.results.viewer import Which, viewer_data, viewer_html
@@ -38,8 +40,10 @@ USER_COLS = ["dataset", "setting", "users", *(f"{LABEL[k]} (per-user)" for k in 
 INTERACTION_COLS = ["dataset", "setting", *(LABEL[k] for k in INTERACTION)]
 EFFECT_COLS = ["dataset", "comparison", "pairs", "users", *(c for k in HEADLINE for c in (f"d{LABEL[k]}", f"p {LABEL[k]}")), "note"]
 EFFECT_MORE = ["dataset", "comparison", *(c for m in METRICS if m.den is None and m.key not in HEADLINE for c in (f"d{m.label}", f"p {m.label}"))]
-CATEGORY_COLS = ["setting", "category", "rate first %", "n first", "rate last %", "n last", "change (pp)"]
-PREF_COLS = ["setting", "category", "preference", "rate first %", "rate last %", "change (pp)", "n last"]
+CATEGORY_COLS = ["setting", "category", "rate first %", "n first", "users first", "rate last %", "n last", "users last",
+                 "change (pp)"]  # fmt: skip
+PREF_COLS = ["setting", "category", "preference", "rate first %", "n first", "users first", "rate last %", "n last", "users last",
+             "change (pp)"]  # fmt: skip
 COST_COLS = ["setting", "role", "calls/session", "prompt tok/session", "completion tok/session", "cache hit",
              "uncached prompt tok/session", "latency s/call"]  # fmt: skip
 #: Preferences shown in the Markdown and HTML tables (all of them are in preferences.csv).
@@ -90,8 +94,9 @@ def build_report(results: LoadedResults | list[dict], out_dir: str | Path, optio
         if t[name]:
             render.write_csv(out / f"{csv_name}.csv", t[name])
     labels = {s.id: s.label for s in loaded.settings.values()}
-    plots = figures.metric_figures(t["curves"], labels, out) + figures.category_figure(t["categories"], labels, out)
-    t["plots"] = plots
+    t["provenance"] = provenance(loaded).text()
+    plots = figures.metric_figures(t["curves"], labels, out, t["provenance"])
+    t["plots"] = plots + figures.category_figure(t["categories"], labels, out, t["provenance"])
     data_note = _data_note(loaded)
     (out / "report.md").write_text(_markdown(t, data_note, o), encoding="utf-8")
     index, chunks = viewer_data(loaded.records, loaded.settings, o.transcripts)
@@ -126,13 +131,14 @@ def _markdown(t: dict, data_note: str, o: ReportOptions) -> str:
     md = render.md_table
     pngs = [p for p in t["plots"] if p.suffix == ".png"]
     parts = [
-        "# MultiSessionCollab report\n", render.method_note() + "\n", data_note + "\n",
+        "# MultiSessionCollab report\n", t["provenance"] + "\n\n", render.method_note() + "\n", data_note + "\n",
         "\n## Settings\n", md(t["settings"], SETTING_COLS),
         "\n## Results (per-session mean [95% CI])\n", md(t["summary"], _summary_columns(t)),
         "\n## Mean of per-user means [95% CI]\n", md(t["summary"], USER_COLS),
         "\n## Interaction metrics\n", md(t["summary"], INTERACTION_COLS),
         f"\n## Paired effects ({o.compare} vs {o.baseline})\n", md(t["effects"], EFFECT_COLS),
         "\nThe same pairs, interaction metrics:\n\n", md([r for r in t["effects"] if r.get("pairs")], EFFECT_MORE),
+        f"\n{METHOD_NOTE}\n",
         "\n## Learning curves\n", *(f"![{p.stem}]({p.name})\n\n" for p in pngs),
         "\n## Learning per preference category (enforcement rate, first vs last session)\n",
         md(t["category_summary"], CATEGORY_COLS),
@@ -168,12 +174,12 @@ def _html(t: dict, data_note: str, o: ReportOptions, viewer: str) -> str:
                   ("categories", "Preferences"), ("cost", "Cost"), ("simulator", "Simulator"), ("settings", "Settings"), ("transcripts", "Transcripts")))  # fmt: skip
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>MultiSessionCollab report</title>
 <style>{PAGE_CSS}{VIEWER_CSS}</style></head><body><h1>MultiSessionCollab report</h1><nav>{nav}</nav>
-<p>{html.escape(render.method_note())}</p><p>{html.escape(data_note)}</p>
+<p id="provenance">{html.escape(t["provenance"])}</p><p>{html.escape(render.method_note())}</p><p>{html.escape(data_note)}</p>
 <h2 id="results">Results (per-session mean [95% CI])</h2>{h(t["summary"], _summary_columns(t))}
 <h3>Mean of per-user means [95% CI]</h3>{h(t["summary"], USER_COLS)}
 <h3>Interaction metrics</h3>{h(t["summary"], INTERACTION_COLS)}
 <h2 id="effects">Paired effects ({html.escape(o.compare)} vs {html.escape(o.baseline)})</h2>{h(t["effects"], EFFECT_COLS)}
-{h([r for r in t["effects"] if r.get("pairs")], EFFECT_MORE)}
+{h([r for r in t["effects"] if r.get("pairs")], EFFECT_MORE)}<p>{html.escape(METHOD_NOTE)}</p>
 <h2 id="curves">Learning curves</h2>{"".join(_img(p) for p in t["plots"] if p.suffix == ".png")}
 <h2 id="categories">Learning per preference category</h2>{h(t["category_summary"], CATEGORY_COLS)}
 <h3>Preferences</h3>{h(t["preferences"][:PREF_ROWS_SHOWN], PREF_COLS)}<p>{html.escape(_more_preferences(t))}</p>

@@ -26,7 +26,8 @@ from msc_graph.results.files import (
     read_records,
     write_json_atomic,
 )
-from msc_graph.results.stats import cohen_kappa
+from msc_graph.results.provenance import code_version
+from msc_graph.results.stats import CI_METHOD, kappa_ci
 from msc_graph.security import redact_tree, redact_url
 
 
@@ -141,39 +142,47 @@ def write_job(job: FileJob, cfg: RoleConfig, started: str) -> None:
     manifest = {**old, "output_file": str(job.target.resolve()), "settings_hash": key, "result_settings": settings,
                 "rescored": {"from": str(job.source.resolve()), "from_settings_hash": old.get("settings_hash"),
                              "judge": {**judge_block(cfg), "api_base": redact_url(cfg.base_url)}, "prompt": "JUDGE_PROMPT",
-                             "started": started, "finished": datetime.now(UTC).isoformat(), "sessions": len(job.graded)}}  # fmt: skip
+                             "code": code_version(), "started": started, "finished": datetime.now(UTC).isoformat(), "sessions": len(job.graded)}}  # fmt: skip
     write_json_atomic(manifest_path(job.target), redact_tree(manifest))
 
 
-def agreement_rows(jobs: list[FileJob]) -> tuple[list[dict], list[dict]]:
-    """Per file and over all: sessions both judges graded, agreement %, Cohen's kappa, TS before and
-    after; and every session where the two judges differ."""
-    rows, differ, pooled = [], [], ([], [])
+#: What the agreement table's kappa interval is (its footnote).
+KAPPA_NOTE = (f"kappa: Cohen's kappa of the two judges' TS over the sessions both graded, with its {CI_METHOD} "
+              "(a user's sessions are drawn together; no interval with fewer than 2 users).")  # fmt: skip
+
+
+def agreement_rows(jobs: list[FileJob], seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Per file and over all: sessions both judges graded (and their users), agreement %, Cohen's
+    kappa with its interval over users, TS before and after; and every session where the two judges differ."""
+    rows, differ, pooled = [], [], ([], [], [])
     for job in jobs:
-        a, b = [], []
+        a, b, users = [], [], []
         for r in job.graded:
             old, new = (r.get("rescore") or {}).get("before", {}).get("task_success"), r.get("task_success")
             if old is None or new is None or "skipped" in r.get("rescore", {}):
                 continue
             a.append(int(old))
             b.append(int(new))
+            users.append(r["user_id"])  # the cluster, as in the report: a user across files and datasets is one person
             if int(old) != int(new):
                 differ.append(_difference(job, r, old, new))
-        rows.append(_agreement(str(job.source), a, b, job.graded))
-        pooled[0].extend(a)
-        pooled[1].extend(b)
+        rows.append(_agreement(str(job.source), (a, b, users), job.graded, seed))
+        for whole, part in zip(pooled, (a, b, users), strict=True):
+            whole.extend(part)
     if len(jobs) > 1:
-        rows.append(_agreement("all files", *pooled, [r for j in jobs for r in j.graded]))
+        rows.append(_agreement("all files", pooled, [r for j in jobs for r in j.graded], seed))
     return rows, differ
 
 
-def _agreement(name: str, a: list[int], b: list[int], graded: list[dict]) -> dict:
+def _agreement(name: str, labels: tuple[list[int], list[int], list], graded: list[dict], seed: int) -> dict:
+    a, b, users = labels
     n = len(a)
-    kappa = cohen_kappa(a, b)
+    kappa = kappa_ci(a, b, users, seed=seed)
     return {
-        "file": name, "sessions": len(graded), "graded by both": n,
+        "file": name, "sessions": len(graded), "graded by both": n, "users": kappa.users,
         "agreement %": f"{100 * sum(x == y for x, y in zip(a, b, strict=True)) / n:.1f}" if n else "n/a",
-        "kappa": "n/a" if kappa is None else f"{kappa:.3f}",
+        "kappa": "n/a" if kappa.mean is None else kappa.fmt(digits=3),
+        "kappa_mean": kappa.mean, "kappa_low": kappa.low, "kappa_high": kappa.high,
         "TS before %": f"{100 * sum(a) / n:.1f}" if n else "n/a", "TS after %": f"{100 * sum(b) / n:.1f}" if n else "n/a",
         "0->1": sum(1 for x, y in zip(a, b, strict=True) if x < y), "1->0": sum(1 for x, y in zip(a, b, strict=True) if x > y),
         "new judge failed": sum(1 for r in graded if (r.get("failure") or {}).get("stage") == "judge"),

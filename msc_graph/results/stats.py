@@ -9,8 +9,8 @@ the two agree), done as one matrix product: a resample is a vector of how often 
 user has a metric is left out for that metric, and a report's thousands of intervals take a second
 instead of minutes (scipy's bootstrap costs a few milliseconds per call and cannot share resamples
 across metrics with gaps). The mean of per-user means gets the same bootstrap over the per-user
-means. Paired differences are grouped by user the same way, and tested over users with scipy's
-Wilcoxon signed-rank test.
+means. Paired differences are grouped by user the same way (their test over users:
+:mod:`msc_graph.results.paired_tests`), and so is the interval of Cohen's kappa (:func:`kappa_ci`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ RESAMPLES = 2000
 LEVEL = 0.95
 #: What every interval of the report is, in words (captions and notes quote it).
 CI_METHOD = f"{LEVEL:.0%} CI: percentile bootstrap over users (clusters), {RESAMPLES} resamples"
+
+
+def plural(n: int, unit: str) -> str:
+    """``n unit`` with the unit (given in the plural) singular for one: "1 user", "3 users"."""
+    return f"{n} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
 
 
 @dataclass
@@ -46,17 +51,15 @@ class Estimate:
             return f"{self.mean * scale:.{digits}f}"
         return f"{self.mean * scale:.{digits}f} [{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}]"
 
+    def fmt_n(self, digits: int = 2, unit: str = "sessions") -> str:
+        """:meth:`fmt` with what the value rests on: ``n`` (in ``unit``) and the users."""
+        if self.mean is None:
+            return f"n/a ({plural(0, unit)})"
+        return f"{self.fmt(digits=digits)} (n = {plural(self.n, unit)}, {plural(self.users, 'users')})"
+
     def scaled(self, scale: float) -> Estimate:
         s = lambda v: None if v is None else v * scale  # noqa: E731
         return Estimate(s(self.mean), s(self.low), s(self.high), self.n, self.users)
-
-
-def _scipy_stats():
-    try:
-        from scipy import stats
-    except ImportError:  # the base install: no tests (intervals need only numpy)
-        return None
-    return stats
 
 
 @lru_cache(maxsize=64)
@@ -167,21 +170,6 @@ def aggregate_by_session_index(records: Iterable[dict]) -> dict[int, dict]:
     return {k: aggregate(v) for k, v in sorted(groups.items())}
 
 
-def wilcoxon_p(per_user_diffs: Sequence[float]) -> float | None:
-    """Two-sided p of the Wilcoxon signed-rank test over users' mean differences (None: no test
-    possible, e.g. every difference zero or fewer than two users)."""
-    stats = _scipy_stats()
-    diffs = [d for d in per_user_diffs if d is not None and not math.isnan(d)]
-    if stats is None or len(diffs) < 2 or not any(diffs):
-        return None
-    # the exact null distribution for few users without ties or zeros, the normal approximation
-    # otherwise (scipy would otherwise run a permutation test, seconds per call)
-    exact = len(diffs) <= 25 and 0 not in diffs and len(set(np.abs(diffs))) == len(diffs)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = float(stats.wilcoxon(diffs, zero_method="wilcox", method="exact" if exact else "approx").pvalue)
-    return None if math.isnan(p) else p
-
-
 def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
     """Cohen's kappa of two raters' labels over the same items (None when undefined: no items, or
     both raters gave one and the same label to everything)."""
@@ -194,6 +182,44 @@ def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
     if expected >= 1.0:
         return None
     return (observed - expected) / (1 - expected)
+
+
+def _kappa_of_counts(counts: np.ndarray, labels: int) -> np.ndarray:
+    """Kappa per row of ``counts``: [items, agreements, rater a's count of each label, rater b's ...]
+    (NaN where undefined)."""
+    items = counts[:, :1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = counts[:, 1] / items[:, 0]
+        pa, pb = counts[:, 2 : 2 + labels] / items, counts[:, 2 + labels :] / items
+        expected = (pa * pb).sum(axis=1)
+        kappa = (observed - expected) / (1 - expected)
+    return np.where(expected < 1 - 1e-12, kappa, np.nan)
+
+
+def kappa_ci(a: Sequence, b: Sequence, users: Sequence, *, seed: int = 0) -> Estimate:
+    """Cohen's kappa of two raters over the same items, with the percentile interval of a bootstrap
+    over ``users`` (an item's cluster): each resample draws users, with all their items, as every
+    interval of the report does. ``n``: items; ``users``: clusters (no interval under two)."""
+    if not a or not len(a) == len(b) == len(users):
+        return Estimate(None, None, None, 0, 0)
+    kappa = cohen_kappa(list(a), list(b))
+    labels = sorted(set(a) | set(b), key=str)
+    keys = list(dict.fromkeys(users))
+    row = {u: i for i, u in enumerate(keys)}
+    counts = np.zeros((len(keys), 2 + 2 * len(labels)))
+    for x, y, u in zip(a, b, users, strict=True):
+        c = counts[row[u]]
+        c[0] += 1
+        c[1] += x == y
+        c[2 + labels.index(x)] += 1
+        c[2 + len(labels) + labels.index(y)] += 1
+    low = high = None
+    if kappa is not None and len(keys) >= 2:
+        boot = _kappa_of_counts(resample_weights(len(keys), seed) @ counts, len(labels))
+        lows, highs = _percentiles(boot[:, None])
+        if math.isfinite(lows[0]) and math.isfinite(highs[0]):
+            low, high = float(lows[0]), float(highs[0])
+    return Estimate(kappa, low, high, len(a), len(keys))
 
 
 def per_user_means(records: Iterable[dict]) -> dict[str, float | None]:

@@ -1,4 +1,5 @@
-"""Plain-text summary tables of a run: overall, per session (numbered from 1), and failures by stage."""
+"""Plain-text summary tables of a run: overall, per session (numbered from 1), and failures by stage;
+each row with the completed sessions and the users its values rest on."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ def _row(label: str, agg: dict) -> list[str]:
     return [
         label,
         str(agg["completed"]),
+        str(agg["task_success"].users),
         agg["task_success"].fmt(scale=100, digits=1),
         agg["user_effort"].fmt(),
         agg["length"].fmt(),
@@ -31,7 +33,7 @@ def summary_text(records: list[dict], title: str = "", protocol: str = "ours") -
     """TS (%), UE and Len with 95% CIs (a bootstrap over users), overall and per session; failures
     listed. For the published protocol, also the published aggregation (TS and Len averaged per user,
     then over users; UE pooled over sessions)."""
-    header = ["", "completed", "TS % [95% CI]", "UE [95% CI]", "Len [95% CI]", "failed"]
+    header = ["", "completed", "users", "TS % [95% CI]", "UE [95% CI]", "Len [95% CI]", "failed"]
     overall = aggregate(records)
     parts = []
     if title:

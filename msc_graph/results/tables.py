@@ -7,8 +7,9 @@ from __future__ import annotations
 import pandas as pd
 
 from msc_graph.results.measures import METRICS, Metric
+from msc_graph.results.paired_tests import signed_rank_test
 from msc_graph.results.settings import LoadedResults, Setting, pairing
-from msc_graph.results.stats import cluster_ratios, mean_ci, wilcoxon_p
+from msc_graph.results.stats import cluster_ratios, mean_ci
 
 ALL = "all datasets"
 #: The study's headline (Llama-3.3-70B-Instruct agent, all five datasets, published protocol), as
@@ -71,10 +72,11 @@ def summary_rows(df: pd.DataFrame, settings: dict[str, Setting], seed: int = 0) 
         est = estimates(g, METRICS, seed)
         for m in METRICS:
             session, user = est[m.key]
-            row[m.label] = session.fmt(digits=m.digits)
-            row[f"{m.label} (per-user)"] = user.fmt(digits=m.digits)
+            row[m.label] = session.fmt_n(digits=m.digits)
+            row[f"{m.label} (per-user)"] = user.fmt_n(digits=m.digits)
             for prefix, e in (("", session), ("user_", user)):
                 row[f"{m.key}_{prefix}mean"], row[f"{m.key}_{prefix}low"], row[f"{m.key}_{prefix}high"] = e.mean, e.low, e.high
+            row[f"{m.key}_n"], row[f"{m.key}_users"] = session.n, session.users
         row["published aggregation"] = _published_aggregation(s, est)
         row["published headline"] = _headline(s)
         rows.append(row)
@@ -106,6 +108,7 @@ def curve_rows(df: pd.DataFrame, settings: dict[str, Setting], seed: int = 0) ->
             curve_metrics = tuple(m for m in METRICS if m.curve)
             for key, (est, _) in estimates(gs, curve_metrics, seed, per_user=False).items():
                 row[key], row[f"{key}_low"], row[f"{key}_high"], row[f"{key}_n"] = est.mean, est.low, est.high, est.n
+                row[f"{key}_users"] = est.users
             rows.append(row)
     return rows
 
@@ -118,7 +121,8 @@ def _pair_frame(df: pd.DataFrame, base: str, other: str) -> pd.DataFrame:
 
 
 def _effect_row(pairs: pd.DataFrame, row: dict, seed: int) -> dict:
-    """Per metric: the mean difference over pairs (interval over users) and Wilcoxon's p over users."""
+    """Per metric: the mean difference over pairs (interval over users) and the signed-rank test's p
+    over users, each cell with the pairs and users it rests on."""
     row.update(pairs=len(pairs), users=int(pairs["user_id"].nunique()))
     metrics = [m for m in METRICS if m.den is None]  # a ratio of sums has no per-session difference
     diffs = pd.DataFrame({m.key: (pairs[f"{m.num}_b"] - pairs[f"{m.num}_a"]) * m.scale for m in metrics})
@@ -127,10 +131,12 @@ def _effect_row(pairs: pd.DataFrame, row: dict, seed: int) -> dict:
     keys = [m.key for m in metrics]
     for m, est in zip(metrics, cluster_ratios(sums[keys].to_numpy(), counts[keys].to_numpy(), seed=seed), strict=True):
         per_user = sums[m.key][counts[m.key] > 0] / counts[m.key][counts[m.key] > 0]
-        p = wilcoxon_p(list(per_user))
-        row[f"d{m.label}"] = est.fmt(digits=m.digits)
-        row[f"p {m.label}"] = "" if p is None else f"{p:.3g}"
+        test = signed_rank_test(list(per_user))
+        row[f"d{m.label}"] = est.fmt_n(digits=m.digits, unit="pairs")
+        row[f"p {m.label}"] = test.fmt()
         row[f"d_{m.key}_mean"], row[f"d_{m.key}_low"], row[f"d_{m.key}_high"] = est.mean, est.low, est.high
+        row[f"d_{m.key}_pairs"], row[f"d_{m.key}_users"] = est.n, est.users
+        row[f"p_{m.key}"], row[f"p_{m.key}_method"], row[f"p_{m.key}_users"] = test.p, test.method, test.nonzero
     return row
 
 

@@ -1,6 +1,6 @@
-"""The manifest beside a results file: the full config (no secrets), package versions, dataset
-source, users, start and end, and how the run ended (finished, interrupted by which signal, stopped
-by an outage)."""
+"""The manifest beside a results file: the full config (no secrets), package versions, the code (its
+git commit, or the package version outside a checkout), dataset source, users, start and end, and
+how the run ended (finished, interrupted by which signal, stopped by an outage)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from msc_graph.config import RunSettings
 from msc_graph.data import LoadedDataset
 from msc_graph.results.files import manifest_path, write_json_atomic
+from msc_graph.results.provenance import code_version
 from msc_graph.security import redact_tree, redacted_argv
 
 PACKAGES = ("msc_graph", "langgraph", "langchain-core", "langchain-openai", "openai", "chromadb", "datasets",
@@ -49,6 +50,7 @@ class Manifest:
                         "split": settings.split},
             "profiles": {"source": profile_source, "users": users},
             "packages": package_versions(),
+            "code": code_version(),
             "platform": platform.platform(),
             "argv": redacted_argv(),
             "started": now(),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from msc_graph.results.provenance import code_text, code_version
 from tests.helpers import REPO, cli_args, run_cli
 
 pytest.importorskip("matplotlib")
@@ -77,7 +78,7 @@ def test_rows_are_settings_pooled_over_datasets_and_duplicates_count_once(runs, 
     for r in summary:  # each (setting, user, session) once: the duplicated file adds nothing
         assert (int(r["sessions"]), int(r["users"])) == ((32, 4) if r["dataset"] == "all datasets" else (16, 4)), r
     assert by[("demo", "memory=none, max_turns=2")]["TS %"].startswith("0.0")
-    assert by[("demo", "memory=none, max_turns=10")]["TS %"] == "100.0 [100.0, 100.0]"
+    assert by[("demo", "memory=none, max_turns=10")]["TS %"] == "100.0 [100.0, 100.0] (n = 16 sessions, 4 users)"
     assert float(by[("all datasets", "memory=retrieval, max_turns=10")]["user_effort_mean"]) == 0.25
     dropped = rows(tmp_path / "dropped.csv")
     assert len(dropped) == 16 and {d["reason"] for d in dropped} == {"duplicate"}
@@ -85,6 +86,12 @@ def test_rows_are_settings_pooled_over_datasets_and_duplicates_count_once(runs, 
     assert "16 duplicate record(s)" in md and "Timeout %" in md and "Succ/1k user tok" in md
     assert "published headline" not in md  # no published-protocol row here
     assert "sessions 4-4 of 4" not in md and "session 4 of 4" in md  # the late window, in words
+    # late-session success rests on the last session of each user alone, and says so
+    assert by[("demo", "memory=none, max_turns=10")]["Late TS %"] == "100.0 [100.0, 100.0] (n = 4 sessions, 4 users)"
+    # the header names the models, the runs' date and code, and the report's
+    header = md.split("\n")[1]
+    assert header.startswith("Models: user simulator scripted; agent scripted; judge scripted. Runs: 20"), header
+    assert header.count(f"code {code_text(code_version())}") == 2 and "Report: 20" in header, header  # the runs' and the report's
     # the ablation is a row of its own, and pairing refuses it (it differs in more than memory)
     effects = rows(tmp_path / "effects.csv")
     paired = [e for e in effects if e["pairs"] not in ("", "0")]
@@ -92,7 +99,11 @@ def test_rows_are_settings_pooled_over_datasets_and_duplicates_count_once(runs, 
     for e in paired:
         assert e["comparison"] == "memory=retrieval, max_turns=10 vs memory=none, max_turns=10"
         # the scripted user enforces once a session until the agent knows: memory saves 3 of 4
-        assert e["dUE"] == "-0.75 [-0.75, -0.75]" and e["dTS %"] == "0.0 [0.0, 0.0]"
+        assert e["dUE"] == f"-0.75 [-0.75, -0.75] (n = {e['pairs']} pairs, 4 users)"
+        assert e["dTS %"] == f"0.0 [0.0, 0.0] (n = {e['pairs']} pairs, 4 users)"
+        # the issue's case: 4 users with tied differences; the exact two-sided p is 2/16, never a normal 0.046
+        assert e["p UE"] == "0.125 (exact Wilcoxon; 4 users)" and e["p_user_effort_method"] == "exact Wilcoxon"
+    assert "exact null distribution" in md
     assert {(e["dataset"], e["pairs"], e["users"]) for e in paired} == {("demo", "16", "4"), ("sums", "16", "4"), ("all datasets", "32", "4")}
 
 
@@ -108,7 +119,8 @@ def test_runs_that_differ_in_more_than_the_compared_factor_are_not_paired(runs, 
     assert res.returncode == 0, res.stderr
     (effect,) = rows(tmp_path / "t" / "effects.csv")
     assert effect["comparison"] == "memory=none, max_turns=2 vs memory=none, max_turns=10" and effect["pairs"] == "16"
-    assert effect["dTS %"] == "-100.0 [-100.0, -100.0]"
+    assert effect["dTS %"] == "-100.0 [-100.0, -100.0] (n = 16 pairs, 4 users)"
+    assert effect["p TS %"] == "0.125 (exact Wilcoxon; 4 users)"
 
 
 def test_figures_per_metric_in_three_formats(runs, tmp_path):
@@ -121,8 +133,12 @@ def test_figures_per_metric_in_three_formats(runs, tmp_path):
             assert (tmp_path / f"fig_{metric}.{ext}").is_file(), (metric, ext)
     assert (tmp_path / "fig_task_success.pdf").read_bytes()[:4] == b"%PDF"
     svg = (tmp_path / "fig_user_effort.svg").read_text()
-    for text in ("demo", "sums", "all datasets (pooled)", "percentile bootstrap over users", "n = 4 users per point"):
+    code = code_text(code_version()).split(" + ")[0]  # the commit (a caption may wrap before "+ uncommitted changes")
+    for text in ("demo", "sums", "all datasets (pooled)", "percentile bootstrap over users", "n per point: 4 users, 4-8 sessions",
+                 "Models:", code):  # fmt: skip
         assert text in svg, text
+    first_enf = (tmp_path / "fig_first_turn_enforcement.svg").read_text()  # a subset metric: its own n per point
+    assert "n per point: 4 users, 4-8 sessions" in first_enf and code in first_enf
     img = mpimg.imread(tmp_path / "fig_user_effort.png")
     assert img.shape[0] > 500 and img.shape[1] > 1200 and img[..., :3].std() > 0.05
     curves = rows(tmp_path / "curves.csv")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from msc_graph.results.provenance import code_version
 from tests.helpers import REPO, cli_args, run_cli, start_scripted_server
 
 
@@ -79,7 +80,10 @@ def test_rescore_writes_new_files_and_the_agreement_table(inputs, judge, tmp_pat
     (row,) = list(csv.DictReader(open(out / "agreement.csv")))
     assert row["graded by both"] == "16" and row["agreement %"] == "75.0" and row["1->0"] == "4"
     assert row["TS before %"] == "100.0" and row["TS after %"] == "75.0"
-    assert row["kappa"] == "0.000"  # the first judge said 1 to everything: no agreement beyond chance
+    # the first judge said 1 to everything: no agreement beyond chance, in every resample of the 4 users
+    assert row["kappa"] == "0.000 [0.000, 0.000]" and row["users"] == "4"
+    assert "kappa: Cohen's kappa" in (out / "agreement.md").read_text()
+    assert manifest["rescored"]["code"] == code_version()  # the code that re-graded
     differ = list(csv.DictReader(open(out / "disagreements.csv")))
     assert {(d["user"], d["session"], d["draft answer"]) for d in differ} == {(str(u), "1", "42") for u in range(4)}
     assert "Judge agreement" in res.stdout and "| 75.0 |" in res.stdout
@@ -95,7 +99,7 @@ def test_rescored_files_are_a_setting_of_their_own_in_the_report(inputs, judge, 
     assert res.returncode == 0, res.stderr
     (effect,) = list(csv.DictReader(open(tmp_path / "report" / "effects.csv")))
     assert effect["comparison"] == "memory=none, judge.model=second-judge vs memory=none, judge.model=scripted"
-    assert effect["pairs"] == "16" and effect["dTS %"] == "-25.0 [-25.0, -25.0]"
+    assert effect["pairs"] == "16" and effect["dTS %"] == "-25.0 [-25.0, -25.0] (n = 16 pairs, 4 users)"
 
 
 def test_refusals_write_nothing(inputs, judge, tmp_path):

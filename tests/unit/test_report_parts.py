@@ -12,6 +12,7 @@ import pytest
 from msc_graph.results.files import RecordWriter, manifest_path, write_json_atomic
 from msc_graph.results.measures import session_table
 from msc_graph.results.merge import merge_files
+from msc_graph.results.provenance import code_version, provenance
 from msc_graph.results.settings import load_results, pairing
 from msc_graph.results.summary import summary_text
 from msc_graph.results.tables import effect_rows, summary_rows
@@ -77,7 +78,21 @@ def test_settings_labels_pool_datasets_and_pairing_needs_the_factor_alone(tmp_pa
     assert [(r["setting"], r["sessions"]) for r in pooled] == [("memory=none, max_turns=10", 12)]
     (effect,) = effect_rows(df, loaded)
     assert effect["comparison"] == "memory=retrieval, max_turns=10 vs memory=none, max_turns=10"
-    assert effect["pairs"] == 6 and effect["dUE"] == "-1.00 [-1.00, -1.00]"
+    assert effect["pairs"] == 6 and effect["dUE"] == "-1.00 [-1.00, -1.00] (n = 6 pairs, 3 users)"
+    # three users all -1: the exact two-sided p is 2/8, and the cell names the test and its users
+    assert effect["p UE"] == "0.25 (exact Wilcoxon; 3 users)" and effect["p_user_effort_method"] == "exact Wilcoxon"
+    assert effect["p TS %"] == "no test (0 of 3 users with a difference)"
+
+
+def test_every_metric_cell_says_the_sessions_and_users_it_rests_on(tmp_path):
+    records = [rec(u, k, "h", ts=int(k >= 6)) for u in range(5) for k in range(8)]  # the last quarter: sessions 7-8
+    records += [rec(5, k, "h", ts=0) for k in range(6)]  # a sixth user who stopped after session 6: no late session
+    loaded = load_results([write(tmp_path / "a.jsonl", records, {**BASE, "dataset": "d"}, "h")])
+    (row,) = summary_rows(session_table(loaded.records), loaded.settings)
+    assert row["TS %"].endswith("(n = 46 sessions, 6 users)")
+    assert row["Late TS %"] == "100.0 [100.0, 100.0] (n = 10 sessions, 5 users)"  # not 46 sessions
+    assert (row["late_success_n"], row["late_success_users"]) == (10, 5)
+    assert row["TS % (per-user)"].endswith("(n = 46 sessions, 6 users)")
 
 
 def test_without_a_manifest_settings_are_known_by_hash_and_never_paired(tmp_path):
@@ -128,6 +143,8 @@ def test_run_summary_numbers_sessions_from_one_and_names_the_interval():
     text = summary_text([rec(u, k, "h") for u in range(3) for k in range(2)], "t")
     assert "session 1 " in text and "session 2 " in text and "session 0" not in text
     assert "percentile bootstrap over users" in text
+    header, _, overall = text.splitlines()[2:5]  # after the title and a blank line
+    assert header.split()[:3] == ["completed", "users", "TS"] and overall.split()[:3] == ["all", "6", "3"]  # 6 sessions, 3 users
 
 
 @pytest.mark.parametrize("bad", ["{not json", '{"settings_hash": 1}'])
@@ -141,3 +158,30 @@ def test_an_unreadable_manifest_is_an_error_with_the_file_named(tmp_path, bad):
             load_results([path])
     else:  # a manifest without result_settings: the records' own settings, said so
         assert load_results([path]).no_manifest == [str(path)]
+
+
+def test_provenance_names_models_dates_and_code(tmp_path):
+    import subprocess
+
+    from tests.helpers import REPO
+
+    code = code_version()
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if (REPO / ".git").exists():  # a checkout: the commit, and whether tracked files differ from it
+        assert code["commit"] == head.stdout.strip() and isinstance(code["dirty"], bool)
+    else:
+        assert code["version"]
+    files = []
+    for name, agent, started, commit in (("a", "agent-1", "2026-01-02T10:00:00+00:00", "c" * 40),
+                                         ("b", "agent-2", "2026-01-05T10:00:00+00:00", "d" * 40)):  # fmt: skip
+        settings = {**BASE, "dataset": "d", "agent": {"model": agent}, "user": {"model": "sim"}}
+        path = write(tmp_path / f"{name}.jsonl", [rec(0, 0, name)], settings, name)
+        man = json.loads(manifest_path(path).read_text())
+        write_json_atomic(manifest_path(path), {**man, "started": started, "code": {"commit": commit, "dirty": name == "b"}})
+        files.append(path)
+    files.append(write(tmp_path / "c.jsonl", [rec(0, 0, "c", timing={"start": "2026-01-03T00:00:00+00:00", "wall_s": 1.0})]))
+    text = provenance(load_results(files)).text()
+    assert text.startswith("Models: user simulator sim; agent agent-1, agent-2; judge j. Runs: 2026-01-02 to 2026-01-05, "
+                           f"code {'c' * 12}, {'d' * 12} + uncommitted changes, not recorded. Report: 20"), text  # fmt: skip
+    assert text.endswith(f"code {code.get('commit', '')[:12] or 'version ' + code.get('version', '')}"
+                         + (" + uncommitted changes." if code.get("dirty") else "."))

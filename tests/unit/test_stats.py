@@ -9,14 +9,17 @@ import numpy as np
 import pytest
 
 from msc_graph.results.measures import first_turn_enforced, session_table
+from msc_graph.results.paired_tests import EXACT, EXACT_MAX_USERS, NORMAL, signed_rank_test
 from msc_graph.results.stats import (
+    RESAMPLES,
     aggregate,
     cluster_ratios,
     clustered_mean,
     cohen_kappa,
+    kappa_ci,
     mean_ci,
     per_user_means,
-    wilcoxon_p,
+    resample_weights,
 )
 
 
@@ -94,12 +97,44 @@ def test_aggregate_counts_failures_and_clusters_by_user():
     assert agg["task_success"].mean == 0.5 and agg["task_success"].users == 6
 
 
-def test_wilcoxon_over_users():
-    pytest.importorskip("scipy")
-    assert wilcoxon_p([0.0, 0.0, 0.0]) is None
-    assert wilcoxon_p([1.0]) is None
-    assert wilcoxon_p([-1.0 - 0.01 * i for i in range(12)]) < 0.01
-    assert wilcoxon_p([(-1) ** i * (1 + 0.01 * i) for i in range(12)]) > 0.3
+def test_signed_rank_test_is_exact_with_ties_by_hand():
+    # every sign pattern of n users is equally likely; all +1 is the most extreme of 2^n (and all -1
+    # the other tail): 2/16 for 4 users, 2/32 for 5; the normal approximation would say 0.046 and 0.025
+    four, five = signed_rank_test([1.0] * 4), signed_rank_test([1.0] * 5)
+    assert (four.p, four.method, four.nonzero) == (0.125, EXACT, 4)
+    assert (five.p, five.method) == (0.0625, EXACT)
+    assert five.fmt() == "0.0625 (exact Wilcoxon; 5 users)"
+    assert signed_rank_test([-1.0] * 5).p == 0.0625
+    zero = signed_rank_test([1.0, 1.0, 1.0, 1.0, 0.0])  # a user without a difference is left out
+    assert (zero.p, zero.users, zero.nonzero) == (0.125, 5, 4) and "1 at 0 left out" in zero.fmt()
+    # float noise is neither a difference nor a broken tie
+    assert signed_rank_test([0.1 + 0.2, 0.3, 0.3, 0.3, 1e-12]).p == 0.125
+    none = signed_rank_test([0.0, 0.0, 1.0])
+    assert none.p is None and none.fmt() == "no test (1 of 3 users with a difference)"
+    assert signed_rank_test([]).p is None
+
+
+def _t_plus(x, axis=-1):
+    from scipy.stats import rankdata
+
+    return (rankdata(np.abs(x), axis=axis) * (x > 0)).sum(axis=axis)
+
+
+def test_signed_rank_test_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    for n in (2, 5, 9, 13):
+        untied = rng.normal(0.3, 1.0, n)
+        assert signed_rank_test(untied).p == pytest.approx(stats.wilcoxon(untied, method="exact").pvalue, rel=1e-9)
+        tied = rng.integers(-3, 5, n).astype(float)  # ties and zeros: every sign flip of the non-zero ones enumerated
+        nonzero = tied[tied != 0]
+        if len(nonzero) >= 2:
+            ref = stats.permutation_test((nonzero,), _t_plus, permutation_type="samples", n_resamples=np.inf, vectorized=True)
+            assert signed_rank_test(tied).p == pytest.approx(ref.pvalue, rel=1e-9), tied
+    many = np.round(rng.normal(0.15, 1.0, 2 * EXACT_MAX_USERS), 1)  # tied, above the exact limit: scipy's approximation
+    many = many[many != 0][: EXACT_MAX_USERS + 1]
+    big = signed_rank_test(many)
+    assert big.method == NORMAL and big.p == pytest.approx(stats.wilcoxon(many, method="approx").pvalue, rel=1e-9)
 
 
 def test_cohen_kappa():
@@ -107,6 +142,30 @@ def test_cohen_kappa():
     assert cohen_kappa([1, 0, 1, 0], [1, 0, 1, 0]) == 1.0
     assert cohen_kappa([1, 1], [1, 1]) is None
     assert cohen_kappa([], []) is None
+
+
+def test_kappa_interval_resamples_users():
+    rng = np.random.default_rng(4)
+    users = [u for u in range(12) for _ in range(5)]
+    a = list(rng.integers(0, 2, len(users)))
+    b = [x if rng.random() < 0.8 else 1 - x for x in a]
+    est = kappa_ci(a, b, users)
+    assert est.mean == pytest.approx(cohen_kappa(a, b)) and (est.n, est.users) == (60, 12)
+    # the reference: each resample's items (a drawn user's five, as often as drawn), Cohen's kappa of them
+    boot = []
+    for w in resample_weights(12):
+        ia = [x for u, x in zip(users, a, strict=True) for _ in range(int(w[u]))]
+        ib = [y for u, y in zip(users, b, strict=True) for _ in range(int(w[u]))]
+        boot.append(cohen_kappa(ia, ib))
+    assert len(boot) == RESAMPLES
+    ref = np.percentile([k for k in boot if k is not None], [2.5, 97.5])
+    assert (est.low, est.high) == pytest.approx(tuple(ref))
+    assert est.low < est.mean < est.high
+    one = kappa_ci([1, 0, 1], [1, 0, 0], ["u", "u", "u"])
+    assert one.mean is not None and one.low is None and one.users == 1
+    constant = kappa_ci([1, 1, 1, 1], [1, 0, 1, 1], [1, 1, 2, 2])  # one judge said 1 to everything
+    assert (constant.mean, constant.low, constant.high) == (0.0, 0.0, 0.0)
+    assert kappa_ci([], [], []).mean is None
 
 
 def test_session_metrics_of_the_field():
