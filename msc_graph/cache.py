@@ -4,7 +4,9 @@ to judge again) repeats no model call.
 
 - **Key: the whole request.** The endpoint URL and the JSON body as it is sent: model, messages,
   temperature, max_tokens, ``seed``, ``response_format``, tools; everything but the API key (which
-  is a header and never stored). Any change to any of them is another request.
+  is a header and never stored). Any change to any of them is another request. A server the run
+  starts itself on a free port (``--backend local`` / ``mock``) is named instead of its URL
+  (:func:`name_endpoint`), so its replies are found again when the next run gets another port.
 - **A cached re-run replays.** At temperature > 0 the same request gets the same reply it got the
   first time, which is what "repeat no model call" means; a cache is not a way to draw new samples.
   Runs that should differ must send different requests: distinct trials carry distinct ``seed``s.
@@ -59,6 +61,10 @@ class ResponseCache:
 
     @staticmethod
     def request_digest(url: str, body: dict) -> str:
+        for base, name in _ENDPOINT_NAMES.items():
+            if url.startswith(base):
+                url = name + url[len(base) :]
+                break
         blob = json.dumps({"url": url, "body": body}, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -98,6 +104,13 @@ class ResponseCache:
 
 
 _ACTIVE: list[ResponseCache] = []
+#: Base URLs of servers started on a free port -> the stable name that keys their requests.
+_ENDPOINT_NAMES: dict[str, str] = {}
+
+
+def name_endpoint(base_url: str, name: str) -> None:
+    """Key requests to ``base_url`` (a server this process started on a free port) by ``name``."""
+    _ENDPOINT_NAMES[base_url.rstrip("/")] = name
 
 
 def use_cache(folder: str | Path | None) -> ResponseCache | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from msc_graph.cache import CacheError
+from msc_graph.cache import CacheError, name_endpoint
 from msc_graph.cli.common import (
     EXIT_OK,
     EXIT_OUTAGE,
@@ -339,6 +339,7 @@ def run_mock(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, mock=True)  # flags are checked before the server starts
     with mock_server() as server:
         print(f"{MOCK_NOTICE}\nmock backend: {server.model} at {server.base_url}", file=sys.stderr)
+        name_endpoint(server.base_url, "mock")  # its port changes from run to run; its replies do not
         session = settings.session.model_copy(update={f"{r}_{k}": v for r in ROLES for k, v in
                                                       (("api_base", server.base_url), ("model", server.model))})  # fmt: skip
         code = run(settings.model_copy(update={"session": session}), args.export_published)
@@ -355,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             settings_from_args(args, local=("http://127.0.0.1:1/v1", "check"))  # validate flags first
             with local_server(args.local_model) as server:
                 print(f"local backend: {server.model} at {server.base_url}", file=sys.stderr)
+                name_endpoint(server.base_url, f"local:{args.local_model or 'default'}:{server.model}")
                 return run(settings_from_args(args, local=(server.base_url, server.model)), args.export_published)
         if args.backend == "mock":
             return run_mock(args)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from msc_graph.cache import CacheError, ResponseCache, use_cache
+from msc_graph.cache import CacheError, ResponseCache, name_endpoint, use_cache
 from msc_graph.clients import close_loop_clients
 from msc_graph.config import RoleConfig
 from msc_graph.llm import call_text
@@ -23,6 +23,11 @@ def test_the_key_is_the_whole_request():
                    {"messages": [{"role": "user", "content": "hi!"}]}, {"response_format": {"type": "json_object"}}):  # fmt: skip
         assert digest("http://h/v1/chat/completions", {**BODY, **change}) != base, change
     assert digest("http://other/v1/chat/completions", BODY) != base
+    # a server the run starts on a free port is keyed by its name, not its port
+    name_endpoint("http://127.0.0.1:4001/v1", "mock")
+    name_endpoint("http://127.0.0.1:4002/v1", "mock")
+    assert digest("http://127.0.0.1:4001/v1/chat/completions", BODY) == digest("http://127.0.0.1:4002/v1/chat/completions", BODY)
+    assert digest("http://127.0.0.1:4001/v1/chat/completions", BODY) != digest("http://127.0.0.1:4003/v1/chat/completions", BODY)
 
 
 def test_repeats_of_a_request_are_kept_apart_and_a_second_process_replays_them(tmp_path):

@@ -81,3 +81,10 @@ def exit_code(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+
+
+def test_the_mock_backend_serves_every_role_itself(tmp_path, capsys):
+    assert main(["--backend", "mock", "--judge-model", "x", "--output_file", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --backend mock serves every role itself; drop --judge-model\n"
+    assert not (tmp_path / "o.jsonl").exists()
