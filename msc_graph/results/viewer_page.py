@@ -38,7 +38,8 @@ tr.linked td{cursor:pointer}tr.linked:hover td{background:#eef4fb}
 
 VIEWER_HTML = """
 <section id="viewer"><h2 id="transcripts">Transcripts</h2>
-<p>Browse the sessions: filter by dataset, setting, user and outcome, search their text, sort by
+<p>Browse the sessions: filter by dataset, setting, user, session number (a point of a learning
+curve) and outcome, search their text, sort by
 a column, then open one to read the conversation with its enforcing turns marked, the draft answer
 as it changed, what was recalled before each reply, each call's tokens, latency and raw reply, the
 judge's verdict, any failure, and the notes before and after. "Compare with" puts the same user
@@ -47,6 +48,7 @@ and problem under another setting beside it. A click on a row of a table above s
 <label>Dataset<select id="f-dataset"></select></label>
 <label>Setting<select id="f-setting"></select></label>
 <label>User<select id="f-user"></select></label>
+<label>Session<select id="f-session"></select></label>
 <label>Outcome<select id="f-outcome">
 <option value="">any outcome</option><option value="solved">solved</option><option value="not solved">not solved</option>
 <option value="timeout">timed out (used every turn)</option><option value="enforced">enforced at least once</option>
@@ -67,7 +69,7 @@ VIEWER_JS = r"""
   const $ = (id) => document.getElementById(id);
   const IDX = JSON.parse($("msc-index").textContent);
   const S = IDX.sessions, PAGE = 100, cache = new Map(), texts = new Map();
-  const F = {dataset: $("f-dataset"), setting: $("f-setting"), user: $("f-user"), outcome: $("f-outcome")};
+  const F = {dataset: $("f-dataset"), setting: $("f-setting"), user: $("f-user"), session: $("f-session"), outcome: $("f-outcome")};
   const search = $("f-search"), list = $("session-rows"), view = $("transcript");
   let shown = S, page = 0, sortCol = null, sortDir = 1, compareSetting = null, applied = 0;
 
@@ -83,11 +85,14 @@ VIEWER_JS = r"""
   addOptions(F.dataset, ["", ...IDX.datasets], ["all datasets", ...IDX.datasets]);
   addOptions(F.setting, ["", ...IDX.settings.map((_, i) => i)], ["all settings", ...IDX.settings]);
   addOptions(F.user, ["", ...IDX.users], ["all users", ...IDX.users.map((u) => "user " + u)]);
+  const numbers = [...new Set(S.map((s) => s[4]))].sort((a, b) => a - b);
+  addOptions(F.session, ["", ...numbers], ["every session", ...numbers.map((n) => "session " + n)]);
 
   function matches(s) {
     if (F.dataset.value && s[1] !== F.dataset.value) return false;
     if (F.setting.value !== "" && s[2] !== Number(F.setting.value)) return false;
     if (F.user.value !== "" && s[3] !== Number(F.user.value)) return false;
+    if (F.session.value !== "" && s[4] !== Number(F.session.value)) return false;
     switch (F.outcome.value) {
       case "solved": case "not solved": case "failed": return s[6] === F.outcome.value;
       case "timeout": return s[10] === "max_turns";
@@ -297,7 +302,7 @@ VIEWER_JS = r"""
   function showSessions(dataset, setting) {
     F.dataset.value = IDX.datasets.includes(dataset) ? dataset : "";
     F.setting.value = setting >= 0 ? String(setting) : "";
-    F.user.value = ""; F.outcome.value = ""; search.value = "";
+    F.user.value = ""; F.session.value = ""; F.outcome.value = ""; search.value = "";
     apply();
     $("viewer").scrollIntoView();
   }

@@ -249,6 +249,9 @@ def test_viewer_compares_searches_sorts_and_links_in_headless_chromium(runs, tmp
         page.wait_for("document.getElementById('f-count').dataset.query === ''")
         assert page.eval(count) == 16
         assert page.eval("document.getElementById('f-setting').selectedOptions[0].textContent") == "memory=retrieval"
+        page.select("#f-session", "4")  # a point of a learning curve: this setting's sessions 4
+        assert page.eval(count) == 4 and set(page.eval(f"{column}(3)")) == {"4"}
+        page.select("#f-session", "")
         # the same user and problem with memory and without, side by side
         page.select("#f-user", "1")
         page.click("#session-rows tr.session-row:nth-child(2)")
