@@ -40,13 +40,18 @@ class CacheError(RuntimeError):
     """The cache folder cannot be used; the message says why and what to do."""
 
 
+def check_folder(folder: str | Path | None) -> None:
+    """Raise :class:`CacheError` when ``folder`` cannot be a cache folder (a file is in the way)."""
+    if folder and Path(folder).exists() and not Path(folder).is_dir():
+        raise CacheError(f"--cache {folder} is a file; give a folder")
+
+
 class ResponseCache:
     """Replies to chat-completion requests, by request, in ``folder/responses.sqlite``."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        if self.folder.exists() and not self.folder.is_dir():
-            raise CacheError(f"--cache {self.folder} is a file; give a folder")
+        check_folder(self.folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.folder / FILE_NAME, timeout=60, check_same_thread=False, isolation_level=None)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from msc_graph.cache import CacheError, name_endpoint
+from msc_graph.cache import CacheError, check_folder, name_endpoint
 from msc_graph.cli.common import (
     EXIT_OK,
     EXIT_OUTAGE,
@@ -267,6 +267,7 @@ def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None =
             session[name] = value
     session["user_kind"] = args.user_kind
     session = {k: v for k, v in session.items() if v is not None}
+    check_folder(args.cache)
     if args.memory is not None:
         design_factory(args.memory)  # an unknown design is named before anything else is checked
     if args.protocol == "published":
