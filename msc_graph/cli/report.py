@@ -61,6 +61,17 @@ def _check(args, loaded) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    report = build(args)
+    if isinstance(report, int):
+        return report
+    print((Path(args.out) / "report.md").read_text(encoding="utf-8").split("## Learning curves")[0])
+    figures = len({p.stem for p in report["plots"]})
+    print(f"report written to {args.out}/ (report.html with the transcript viewer, report.md, CSVs, {figures} figures as PNG, SVG and PDF)")
+    return 0
+
+
+def build(args: argparse.Namespace) -> dict | int:
+    """Write the report ``args`` ask for; its tables, or the exit code of bad input (one line said why)."""
     try:
         import matplotlib  # noqa: F401
         import scipy  # noqa: F401
@@ -83,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     options = ReportOptions(compare=args.compare, baseline=args.baseline or "none", seed=args.seed,
                             quick_turns=args.quick_turns, late_fraction=args.late_fraction, transcripts=args.transcripts)  # fmt: skip
-    report = build_report(loaded, args.out, options)
-    print((Path(args.out) / "report.md").read_text(encoding="utf-8").split("## Learning curves")[0])
-    figures = len({p.stem for p in report["plots"]})
-    print(f"report written to {args.out}/ (report.html with the transcript viewer, report.md, CSVs, {figures} figures as PNG, SVG and PDF)")
-    return 0
+    return build_report(loaded, args.out, options)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from msc_graph.cache import CacheError, use_cache
 from msc_graph.cli.common import EXIT_BAD_INPUT, OneLineParser, add_flag
 from msc_graph.config import KEY_ENV, ROLE_DEFAULTS, RoleConfig, SessionContext
 
@@ -44,6 +45,8 @@ def parser() -> OneLineParser:
     add_flag(ap, "--timeout", type=float, default=_SESSION["timeout"].default, metavar="S", help="seconds one request may take before it is retried (default: %(default)s)")
     add_flag(ap, "--max-retries", type=int, default=_SESSION["max_retries"].default, metavar="N", help="HTTP retries per request, with backoff (default: %(default)s)")
     add_flag(ap, "--parse-retries", type=int, default=_SESSION["parse_retries"].default, metavar="N", help="extra attempts when a verdict is not valid JSON (default: %(default)s)")
+    add_flag(ap, "--cache", default=None, metavar="DIR",
+             help="response cache, as runners/batch.py --cache: grading again with the same judge and cache sends nothing")  # fmt: skip
     add_flag(ap, "--overwrite", action="store_true", help="replace rescored files already in the -o folder (never an input)")
     add_flag(ap, "--no-check", action="store_true", help="skip the check that the endpoint answers and serves the model")
     return ap
@@ -97,12 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         jobs = plan_files(args.results, args.out_dir, args.overwrite)
         if not args.no_check:
             _check_endpoint(cfg)
-    except (RescoreError, ResultsError, RunError, ValueError) as exc:
+        cache = use_cache(args.cache)
+    except (RescoreError, ResultsError, RunError, ValueError, CacheError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     total = sum(len(j.records) for j in jobs)
     print(f"grading {total} sessions from {len(jobs)} file(s) with {cfg.model} at {cfg.base_url} ...", file=sys.stderr)
     run_rescore(cfg, jobs, args.concurrency)
+    if cache is not None:
+        print(f"response cache {args.cache}: {cache.hits} replies from the cache, {cache.misses} calls sent", file=sys.stderr)
     rows, differ = agreement_rows(jobs)
     print(write_tables(Path(args.out_dir), rows, differ))
     print(f"rescored files, agreement.md, agreement.csv and disagreements.csv written to {args.out_dir}/")

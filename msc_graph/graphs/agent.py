@@ -59,5 +59,5 @@ async def respond(state: SessionState, runtime: Runtime[SessionContext]) -> dict
     return {
         "usage": usage,
         "messages": [said("assistant", text)],
-        "turns": [{"role": "agent", "turn": turn, **fields, "raw": result.raw[-1]}],
+        "turns": [{"role": "agent", "turn": turn, **fields, "raw": result.raw[-1], "usage": usage["agent"]}],
     }

@@ -41,7 +41,7 @@ async def user_turn(state: SessionState, ctx: SessionContext) -> dict:
     return {
         "usage": usage,
         "messages": [said("user", str(got.value["response"]))],
-        "turns": [{**got.value, "role": "user", "turn": turn, "raw": got.raw[-1]}],
+        "turns": [{**got.value, "role": "user", "turn": turn, "raw": got.raw[-1], "usage": usage["user"]}],
         "user_turns": turn,
         "draft_answer": got.value["draft_answer"],
         "terminated": ended,
@@ -76,7 +76,7 @@ async def agent_turn(state: SessionState, ctx: SessionContext, view: list[dict])
     return {
         "usage": usage,
         "messages": [said("assistant", str(fields["response"]))],
-        "turns": [{**fields, "role": "agent", "turn": turn, "raw": got.raw[-1]}],
+        "turns": [{**fields, "role": "agent", "turn": turn, "raw": got.raw[-1], "usage": usage["agent"]}],
     }
 
 

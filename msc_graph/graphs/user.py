@@ -41,7 +41,7 @@ async def simulate_user(state: SessionState, runtime: Runtime[SessionContext]) -
     return {
         "usage": usage,
         "messages": [said("user", response)],
-        "turns": [{"role": "user", "turn": turn_index, **parsed.model_dump(), "raw": result.raw[-1]}],
+        "turns": [{"role": "user", "turn": turn_index, **parsed.model_dump(), "raw": result.raw[-1], "usage": usage["user"]}],
         "user_turns": turn_index,
         "draft_answer": parsed.draft_answer,
         "terminated": is_termination(response, parsed.should_terminate),

@@ -21,7 +21,7 @@ from msc_graph.results.files import manifest_path
 
 
 def _log_entry(turn: dict) -> dict:
-    skip = {"role", "turn", "raw"}
+    skip = {"role", "turn", "raw", "usage"}
     return {k: v for k, v in turn.items() if k not in skip}
 
 

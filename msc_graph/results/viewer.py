@@ -42,24 +42,40 @@ def index_entry(i: int, r: dict, setting_pos: dict[str, int], chunk: int) -> lis
             r.get("ended_by") or "", chunk]  # fmt: skip
 
 
+def _call(turn: dict) -> dict:
+    """What a message's model call left: its raw reply and its tokens and latency (records since the
+    per-turn ``usage`` was added; older records have the raw reply only)."""
+    out: dict = {}
+    if turn.get("raw") not in (None, ""):
+        out["raw"] = _text(turn["raw"])
+    if isinstance(turn.get("usage"), dict):
+        out["usage"] = turn["usage"]
+    return out
+
+
 def _conversation(r: dict) -> list[dict]:
     """The messages in order; a user message carries its turn's enforcement, checks and draft answer,
-    an agent message the notes recalled for the user message it answers."""
+    an agent message the notes recalled for the user message it answers; each its call (raw reply,
+    tokens, latency)."""
     user_turns = [t for t in r.get("turns") or [] if t.get("role") == "user"]
+    agent_turns = [t for t in r.get("turns") or [] if t.get("role") == "agent"]
     recalled = {int(x.get("user_turn", 0)): x.get("notes") for x in r.get("retrieved") or [] if isinstance(x, dict)}
     messages = r.get("transcript") or [
         {"role": "user" if t.get("role") == "user" else "assistant", "content": t.get("response")} for t in r.get("turns") or []
     ]
-    out, users_seen = [], 0
+    out, users_seen, agents_seen = [], 0, 0
     for m in messages:
         if m.get("role") == "user":
             turn = user_turns[users_seen] if users_seen < len(user_turns) else {}
             users_seen += 1
             checks = {k: _text(v) for k, v in turn.items() if k.startswith("preference_") and k.endswith("_satisfied")}
             out.append({"role": "user", "text": _text(m.get("content")), "turn": users_seen, "enforced": enforced(turn),
-                        "checks": checks, "draft": _text(turn.get("draft_answer")) if "draft_answer" in turn else None})  # fmt: skip
+                        "checks": checks, "draft": _text(turn.get("draft_answer")) if "draft_answer" in turn else None,
+                        **_call(turn)})  # fmt: skip
         else:
-            entry: dict = {"role": "agent", "text": _text(m.get("content"))}
+            turn = agent_turns[agents_seen] if agents_seen < len(agent_turns) else {}
+            agents_seen += 1
+            entry: dict = {"role": "agent", "text": _text(m.get("content")), **_call(turn)}
             if users_seen and users_seen in recalled:
                 entry["recalled"] = recalled[users_seen]
             out.append(entry)
@@ -74,7 +90,7 @@ def session_detail(r: dict) -> dict:
         "problem": _text(r.get("problem")), "solution": _text(r.get("solution")), "persona": _text(r.get("persona")),
         "preferences": [[cats[i], p] for i, p in enumerate(prefs)], "conversation": _conversation(r),
         "draft": _text(r.get("draft_answer")), "verdict": verdict, "failure": r.get("failure"),
-        "ended_by": r.get("ended_by"),
+        "ended_by": r.get("ended_by"), "usage": r.get("usage") or {}, "judge_raw": _text((r.get("verdict") or {}).get("raw")),
     }  # fmt: skip
     if "notes_before" in r or "notes_after" in r:
         detail.update(notes_before=r.get("notes_before"), notes_after=r.get("notes_after"),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from msc_graph.cache import use_cache
 from msc_graph.clients import close_loop_clients, forget_loop_clients
 from msc_graph.config import RunSettings
 from msc_graph.data import LoadedDataset, UserProfile, load_dataset_problems
@@ -158,6 +159,7 @@ async def run_benchmark(
     prep = await prepare(settings)
     if not settings.skip_preflight:
         await preflight(prep.settings.session)
+    use_cache(settings.cache)  # (None: no cache) counted from zero for this run's manifest
     with OutputLock(prep.output) as lock:
         previous = [] if settings.overwrite else existing_records(prep.output)
         check_compatible(previous, prep.key_hash, prep.profile_hashes, str(prep.output))

@@ -1,6 +1,7 @@
 """The manifest beside a results file: the full config (no secrets), package versions, the code (its
-git commit, or the package version outside a checkout), dataset source, users, start and end, and
-how the run ended (finished, interrupted by which signal, stopped by an outage)."""
+git commit, or the package version outside a checkout), dataset source, users, start and end, how
+the run ended (finished, interrupted by which signal, stopped by an outage), and with ``--cache``
+the cache's hits and misses."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from msc_graph.cache import cache_stats
 from msc_graph.config import RunSettings
 from msc_graph.data import LoadedDataset
 from msc_graph.results.files import manifest_path, write_json_atomic
@@ -62,5 +64,8 @@ class Manifest:
 
     def finish(self, ended: str, sessions: dict, **extra) -> None:
         """``ended``: finished | interrupted (SIGINT) | interrupted (SIGTERM) | outage | ..."""
+        cache = cache_stats()
+        if cache is not None:  # replies taken from --cache (hits) and sent to the servers (misses)
+            extra = {**extra, "cache": cache}
         self.data.update(finished=now(), ended=ended, interrupted=ended != "finished", sessions=sessions, **extra)
         self.write()

@@ -59,6 +59,7 @@ class Progress:
         self.started_at = time.monotonic()
         self.new = 0
         self._traffic0 = (TRAFFIC.requests, TRAFFIC.retries, TRAFFIC.throttled, TRAFFIC.completion_tokens)
+        self._cache_hits0 = TRAFFIC.cache_hits
         for r in records:
             self._count(r)
         self.bar = None
@@ -131,7 +132,8 @@ class Progress:
             "UE": f"{self.ue / self.n:.2f}" if self.n else "n/a",
             "Len": f"{self.length / self.n:.1f}" if self.n else "n/a",
             "failed": self.failed,
-            "requests": f"{requests} ({retries} retried, {throttled}x429)",
+            "requests": f"{requests} ({retries} retried, {throttled}x429"
+            + (f", {hits} from the cache)" if (hits := TRAFFIC.cache_hits - self._cache_hits0) else ")"),
             "tok/s": f"{tokens / elapsed:.0f}",
             "ETA": format_eta(self.eta_s()),
         }

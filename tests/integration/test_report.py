@@ -223,3 +223,71 @@ def test_html_report_renders_with_figures(runs, tmp_path):
         assert images == 10  # nine metrics and the preference categories
         assert page.eval("document.querySelectorAll('table').length") >= 8
         assert "0 of 0 sessions (32 more in the report" in page.eval("document.getElementById('f-count').textContent")
+
+
+def test_viewer_compares_searches_sorts_and_links_in_headless_chromium(runs, tmp_path):
+    from tests.integration.chromium import Chromium, chromium_path
+
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (see .ci/run)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    res = report(runs["demo_none"], runs["demo_memory"], runs["sums_memory"], "--out", tmp_path)
+    assert res.returncode == 0, res.stderr
+    count = "document.querySelectorAll('#session-rows tr').length"
+    column = "(i => [...document.querySelectorAll('#session-rows tr')].map(r => r.cells[i].textContent))"
+    with Chromium(tmp_path / "profile") as page:
+        page.open((tmp_path / "report.html").as_uri())
+        page.wait_for("document.body.dataset.viewer === 'ready'")
+        assert page.eval(count) == 48
+        # text search reaches into the sessions (the problem text of one sums problem, any case)
+        page.eval("(() => { const s = document.getElementById('f-search'); s.value = 'ADD 1 AND 3';"
+                  " s.dispatchEvent(new Event('input')); })()")  # fmt: skip
+        page.wait_for("document.getElementById('f-count').dataset.query === 'add 1 and 3'")
+        assert page.eval(count) == 4 and set(page.eval(f"{column}(1)")) == {"sums"}
+        page.eval("(() => { const s = document.getElementById('f-search'); s.value = ''; s.dispatchEvent(new Event('input')); })()")
+        page.wait_for("document.getElementById('f-count').dataset.query === ''")
+        # sorting the session list: by user, then the other way
+        page.click("#session-head th[data-col='3']")
+        users = [int(u) for u in page.eval(f"{column}(2)")]
+        assert users == sorted(users) and users[0] == 0
+        page.click("#session-head th[data-col='3']")
+        assert int(page.eval(f"{column}(2)")[0]) == 3
+        # sorting a report table by a column of numbers with intervals ("12.5 [0.0, 25.0]")
+        ues = "[...document.querySelectorAll('#results + div tbody tr')].map(r => parseFloat(r.cells[6].textContent))"
+        page.eval("document.querySelector('#results + div th:nth-child(7)').click()")
+        assert page.eval(ues) == sorted(page.eval(ues)) and len(set(page.eval(ues))) > 1
+        page.eval("document.querySelector('#results + div th:nth-child(7)').click()")
+        assert page.eval(ues) == sorted(page.eval(ues), reverse=True)
+        # a row of the results table opens its sessions in the viewer
+        page.eval("[...document.querySelectorAll('#results + div tbody tr')].find(r => r.cells[0].textContent === 'demo'"
+                  " && r.cells[1].textContent === 'memory=retrieval').cells[3].click()")  # fmt: skip
+        page.wait_for("document.getElementById('f-count').dataset.query === ''")
+        assert page.eval(count) == 16
+        assert page.eval("document.getElementById('f-setting').selectedOptions[0].textContent") == "memory=retrieval"
+        page.select("#f-session", "4")  # a point of a learning curve: this setting's sessions 4
+        assert page.eval(count) == 4 and set(page.eval(f"{column}(3)")) == {"4"}
+        page.select("#f-session", "")
+        # the same user and problem with memory and without, side by side
+        page.select("#f-user", "1")
+        page.click("#session-rows tr.session-row:nth-child(2)")
+        page.wait_for("document.getElementById('transcript').dataset.session !== undefined")
+        page.select("#compare-with", page.eval("document.querySelector('#compare-with option:nth-child(2)').value"))
+        page.wait_for("document.getElementById('transcript').dataset.compare !== undefined")
+        panes = page.eval("""[...document.querySelectorAll('#transcript .pane')].map(p => ({
+            title: p.querySelector('h3').textContent, enforced: p.querySelectorAll('.msg.user.enforced').length,
+            calls: [...p.querySelectorAll('.msg .call summary')].map(s => s.textContent),
+            raw: p.querySelector('.msg.user .call pre.raw').textContent,
+            judge: p.querySelector('.verdict .call summary').textContent }))""")
+        assert [p["title"] for p in panes] == ["memory=retrieval | demo | user 1 | session 2 | problem 1",
+                                               "memory=none | demo | user 1 | session 2 | problem 1"]  # fmt: skip
+        assert [p["enforced"] for p in panes] == [0, 1]  # memory spared this user the reminder
+        assert all(c.startswith("1 call(s), ") and "prompt +" in c and c.endswith(" s") for p in panes for c in p["calls"])
+        assert '"draft_answer"' in panes[0]["raw"] and panes[0]["judge"].startswith("1 call(s)")
+        assert "-vs-" in page.eval("location.hash")
+        # the comparison stays on when another session of the user is opened
+        page.click("#session-rows tr.session-row:nth-child(3)")
+        page.wait_for("document.getElementById('transcript').dataset.session !== undefined"
+                      " && document.querySelector('#transcript .pane h3').textContent.includes('session 3')")  # fmt: skip
+        assert page.eval("document.querySelectorAll('#transcript .pane').length") == 2
+        assert page.errors == []

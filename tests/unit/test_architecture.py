@@ -10,7 +10,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "msc_graph"
 #: Which package may import which (top-level modules are the base layer, "msc_graph").
 LAYERS = ["msc_graph", "data", "protocols", "memory", "graphs", "results", "run", "cli"]
-ALLOWED_EXTRA = {("testing", "msc_graph"), ("testing", "protocols")}
+#: ``cli`` may start the scripted server in process for ``--backend mock`` (msc_graph/testing/mock_backend.py).
+ALLOWED_EXTRA = {("testing", "msc_graph"), ("testing", "protocols"), ("cli", "testing")}
 
 
 def package_of(module: str) -> str:

@@ -81,3 +81,19 @@ def exit_code(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+
+
+def test_the_mock_backend_serves_every_role_itself(tmp_path, capsys):
+    assert main(["--backend", "mock", "--judge-model", "x", "--output_file", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --backend mock serves every role itself; drop --judge-model\n"
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_cache_folder_that_is_a_file_is_bad_input_and_nothing_is_written(tmp_path, capsys):
+    (tmp_path / "cache").write_text("")
+    out = tmp_path / "o.jsonl"
+    assert main(["--cache", str(tmp_path / "cache"), "--skip-preflight", "--users", "1", "--eval_size", "1",
+                 "--output_file", str(out), "--no-progress"]) == 2  # fmt: skip
+    assert capsys.readouterr().err.endswith(f"error: --cache {tmp_path / 'cache'} is a file; give a folder\n")
+    assert not out.exists() and not (tmp_path / "o.jsonl.manifest.json").exists()
