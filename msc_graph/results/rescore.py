@@ -19,6 +19,7 @@ from pathlib import Path
 
 from msc_graph.config import RoleConfig, settings_hash
 from msc_graph.graphs.judge import grade
+from msc_graph.records import latest_by_key
 from msc_graph.results.files import (
     RecordWriter,
     manifest_path,
@@ -69,11 +70,8 @@ def plan_files(paths: list[str | Path], out_dir: str | Path, overwrite: bool = F
 
 
 def _counted(records: list[dict]) -> list[dict]:
-    """The record that counts for each (settings, user, session): the last one written."""
-    latest: dict[tuple, dict] = {}
-    for r in records:
-        latest[(r.get("settings_hash"), r["user_id"], r["session_index"])] = r
-    return sorted(latest.values(), key=lambda r: (r["user_id"], r["session_index"]))
+    """The record that counts for each key (``records.latest_by_key``: the last one written)."""
+    return sorted(latest_by_key(records).values(), key=lambda r: (r["user_id"], r["session_index"]))
 
 
 def graded_draft(r: dict) -> str | None:
