@@ -115,7 +115,7 @@ def field_flag(g: Any, model: type, name: str) -> None:
         kwargs["choices"] = list(get_args(base))
     elif base in (int, float):
         kwargs["type"] = base
-    shown = SHOWN_DEFAULT.get(name, field.default if field.default not in ("", None, False) else None)
+    shown = SHOWN_DEFAULT.get(name, None if field.default is None or field.default is False or field.default == "" else field.default)
     local = f"; {LOCAL_BACKEND_OVERRIDES[name]} with --backend local" if name in LOCAL_BACKEND_OVERRIDES else ""
     text = FLAG_HELP.get(name, field.description or name) + (f" (default: {shown}{local})" if shown is not None else "")
     default = None if model is SessionContext or name in RESOLVED_LATER else field.default
@@ -126,9 +126,9 @@ def _published(g: Any) -> None:
     add_flag(g, "--batch_size", type=int, default=None, help="published name of --concurrency")
     for role, published in (("user", "user"), ("agent", "collaborator"), ("judge", "judge")):
         add_flag(g, f"--{published}_model_name", dest=f"{role}_model", default=None, help=f"= --{role}-model")
-        if published != role:  # --user_api_base is a spelling of --user-api-base: listed there
+        if published != role:  # --user_api_base is a spelling of --user-api-base: listed with the models
             add_flag(g, f"--{published}_api_base", dest=f"{role}_api_base", default=None, help=f"= --{role}-api-base")
-            add_flag(g, f"--{published}_api_key", dest=f"{role}_api_key", default=None, help=f"= --{role}-api-key")
+        add_flag(g, f"--{published}_api_key", dest=f"{role}_api_key", default=None, help=f"= --{role}-api-key")
 
 
 def _models(g: Any) -> None:

@@ -137,6 +137,9 @@ class LoadedDataset:
         if not self.key:
             self.key = self.name
 
+    def __len__(self) -> int:
+        return len(self.problems)
+
 
 def problem_chain(problems: list[dict]) -> str:
     """A short digest of each problem, in order: a sample's identity, and a prefix of it is a
@@ -152,9 +155,6 @@ def content_key(name: str, problems: list[dict], split: str = "test", seed: int 
     if chain and sample.startswith(chain):
         return ""
     return hashlib.sha256(chain.encode()).hexdigest()[:12]
-
-    def __len__(self) -> int:
-        return len(self.problems)
 
 
 def _validate(problems: list, source: str) -> list[dict]:

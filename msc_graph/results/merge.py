@@ -71,18 +71,18 @@ def check_shards(shards: list[Shard], expect: int | None = None) -> None:
     names = [str(s.path) for s in shards]
     if expect is not None and len(shards) != expect:
         raise MergeError(f"--expect {expect}: {len(shards)} result files given ({', '.join(names)}); give every shard once")
-    specs = {str(s.path): s.spec for s in shards}
-    if any(specs.values()):
-        unsharded = [name for name, spec in specs.items() if spec is None]
+    specs = [(str(s.path), s.spec) for s in shards]
+    if any(spec for _, spec in specs):
+        unsharded = [name for name, spec in specs if spec is None]
         if unsharded:
             raise MergeError(f"{unsharded[0]} has no --shard K/N in a manifest beside it, unlike the others; merge the shards of one run")
-        counts = {n for _, n in specs.values()}  # type: ignore[misc]
+        counts = {spec[1] for _, spec in specs if spec}
         if len(counts) > 1 or (expect is not None and counts != {expect}):
-            raise MergeError(f"the shards split the users in different ways ({', '.join(f'{k}/{n}' for k, n in specs.values())}); "
+            raise MergeError(f"the shards split the users in different ways ({', '.join(f'{k}/{n}' for _, (k, n) in specs)}); "  # type: ignore[misc]
                              "merge the N shards of one --shard K/N run")  # fmt: skip
         n = counts.pop()
         by_k: dict[int, str] = {}
-        for name, (k, _) in specs.items():  # type: ignore[misc]
+        for name, (k, _) in specs:  # type: ignore[misc]
             if k in by_k:
                 raise MergeError(f"shard {k}/{n} is given twice ({by_k[k]} and {name}); give each shard once")
             by_k[k] = name
