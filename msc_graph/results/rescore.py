@@ -24,7 +24,7 @@ from msc_graph.results.files import (
     RecordWriter,
     manifest_path,
     read_manifest,
-    read_records,
+    read_session_records,
     write_json_atomic,
 )
 from msc_graph.results.stats import cohen_kappa
@@ -63,7 +63,8 @@ def plan_files(paths: list[str | Path], out_dir: str | Path, overwrite: bool = F
             raise RescoreError(f"{target} is an input of this command; give an -o folder other than the inputs' folder")
         if (target.exists() or manifest_path(target).exists()) and not overwrite:
             raise RescoreError(f"{target} exists; pass --overwrite to replace it, or choose another -o folder")
-        jobs.append(FileJob(p, target, _counted(read_records(p)), read_manifest(p)))
+        manifest = read_manifest(p)
+        jobs.append(FileJob(p, target, _counted([r.to_json_dict() for r in read_session_records(p)]), manifest))
     if not any(j.records for j in jobs):
         raise RescoreError("the result files hold no sessions")
     return jobs

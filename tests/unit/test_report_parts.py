@@ -162,7 +162,7 @@ def test_two_runs_that_differ_only_in_profile_set_are_two_rows_never_duplicates(
     loaded = load_results(files)
     assert len(loaded.records) == 12 and loaded.duplicates == []
     a, b = loaded.settings.values()
-    assert a.id != b.id and a.label != b.label
+    assert a.id != b.id and "profile_set=" in a.label and a.label != b.label
     assert any(d.startswith("profile_set") for d in pairing(a, b, ("memory",)))  # never paired as one setting
 
 
