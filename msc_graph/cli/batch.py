@@ -63,7 +63,7 @@ Rerunning the same command resumes: finished sessions are skipped, failed ones a
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The flags: every declared setting's (``config.Spec.group``) in its group, with its
+    """The flags: every declared setting's (``spec.Spec.group``) in its group, with its
     description and default, plus the flags that are no setting of their own."""
     p = OneLineParser(
         prog="runners/batch.py",
@@ -94,8 +94,9 @@ FLAG_EXTRAS: dict[str, dict[str, Any]] = {
     "user_kind": {"aliases": ("--user",)}, "shard": {"metavar": "K/N"}, "memory": {"metavar": "DESIGN"},
     "progress_every": {"metavar": "SECONDS"}, "user_ids": {"type": str},
 }  # fmt: skip
-#: Run flags whose default is None: they are resolved with another flag (``--batch_size``).
-RESOLVED_LATER = ("concurrency",)
+#: Settings taken with more than their own flag (the every-role flags, --batch_size, --user-ids'
+#: parsing): their flags default to None, and ``settings_from_args`` resolves them.
+RESOLVED = {"concurrency", "user_ids", *(f"{r}_{f}" for r in ROLES for f in ("api_base", "model"))}
 
 
 def field_flag(g: Any, model: type, name: str) -> None:
@@ -118,7 +119,7 @@ def field_flag(g: Any, model: type, name: str) -> None:
     shown = SHOWN_DEFAULT.get(name, None if field.default is None or field.default is False or field.default == "" else field.default)
     local = f"; {LOCAL_BACKEND_OVERRIDES[name]} with --backend local" if name in LOCAL_BACKEND_OVERRIDES else ""
     text = FLAG_HELP.get(name, field.description or name) + (f" (default: {shown}{local})" if shown is not None else "")
-    default = None if model is SessionContext or name in RESOLVED_LATER else field.default
+    default = None if model is SessionContext or name in RESOLVED else field.default
     add_flag(g, flag, *aliases, dest=name, default=False if base is bool else default, help=text, **{**kwargs, **extras})
 
 
@@ -202,10 +203,6 @@ def parse_user_ids(text: str | None) -> list[int] | None:
 def flag_fields(model: type) -> list[str]:
     """The fields of ``model`` that have a flag of their own (``Spec.group``)."""
     return [name for name in model.model_fields if (spec := spec_of(model, name)) is not None and spec.group]
-
-
-#: Taken with more than their own flag (the every-role flags, --batch_size, --user-ids' parsing).
-RESOLVED = {"concurrency", "user_ids", *(f"{r}_{f}" for r in ROLES for f in ("api_base", "model"))}
 
 
 def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None = None) -> RunSettings:

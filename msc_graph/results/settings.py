@@ -28,7 +28,7 @@ from msc_graph.results.files import ResultsError, read_manifest, read_records
 DATA_KEYS = ("dataset",)
 #: Settings every row label shows even when all rows share them.
 ALWAYS_SHOWN = ("memory",)
-#: Keys a manifest writes only when they are not their default (``config.Spec.only_if_changed``,
+#: Keys a manifest writes only when they are not their default (``spec.Spec.only_if_changed``,
 #: ``run/plan.py: content_keys``).
 OPTIONAL_DEFAULTS = {"protocol": "ours", "split": "test", "user_kind": "simulated", "profile_set": "built-in",
                      "dataset_content": "known sample"}  # fmt: skip

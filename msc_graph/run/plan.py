@@ -73,7 +73,7 @@ def profile_hashes(profiles: list[UserProfile]) -> dict[int, str]:
 
 def result_settings(settings: RunSettings, dataset: LoadedDataset) -> dict:
     """The settings that change results: part of every record's key (``settings_hash``). Derived
-    from the declarations (``config.Spec`` on each field; the memory design's ``design_keys``),
+    from the declarations (``spec.Spec`` on each field; the memory design's ``design_keys``),
     plus the prompts' version, the dataset's key and what :func:`content_keys` adds."""
     design = design_keys(settings.session.memory)
     out = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from msc_graph.config import LOCAL_BACKEND_OVERRIDES, RunSettings, SessionContext
@@ -80,3 +82,35 @@ def test_help_lists_every_declared_setting_in_its_declared_group():
             if spec.group is not None:
                 flag = "--" + (name if spec.group == "published" else name.replace("_", "-"))
                 assert flag in groups[FLAG_GROUPS[spec.group]], f"{flag} not in group {spec.group}"
+
+
+def _other(value):
+    """A value other than ``value``, of its type (for the test below)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    return f"other-{value}"
+
+
+def test_every_setting_declared_to_change_results_moves_the_hash_and_no_other_does():
+    from msc_graph.spec import declared_settings, spec_of
+
+    base = RunSettings()
+    design = ("retrieval_k", "retrieval_threshold", "embedding_model")
+    for model, part in ((SessionContext, "session"), (RunSettings, None)):
+        for name, field in model.model_fields.items():
+            spec = spec_of(model, name)
+            if name in ("session", "api_keys") or spec.via:
+                continue
+            value = field.default if field.default is not None else 1
+            args = get_args(field.annotation)
+            changed = next((a for a in args if a != value), None) if args and isinstance(args[0], str) else _other(value)
+            if part:
+                edited = base.model_copy(update={"session": base.session.model_copy(update={name: changed})})
+            else:
+                edited = base.model_copy(update={name: changed})
+            for reads in ((), design):
+                moved = declared_settings((edited, edited.session), reads) != declared_settings((base, base.session), reads)
+                keys = spec.results is True or (spec.results == "design" and name in reads)
+                assert moved == keys, f"{name}: declared {spec.results}, but the hash {'moved' if moved else 'did not move'}"
