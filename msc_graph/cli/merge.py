@@ -1,5 +1,6 @@
-"""Merge the outputs of a sharded run (``--shard K/N`` on several machines) into one result file,
-and report sessions that appear twice or are missing (from the manifests beside the shards).
+"""Merge the outputs of a sharded run (``--shard K/N`` on several machines) into one result file
+with its manifest, and report sessions that appear twice or are missing (from the manifests beside
+the shards). A shard missing or given twice (by the manifests' K/N, or --expect N) is refused.
 
   python runners/merge.py outputs/shard1.jsonl outputs/shard2.jsonl -o outputs/merged.jsonl
 """
@@ -20,10 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("shards", nargs="+", help="result files of the shards")
     add_flag(ap, "-o", "--output", required=True, help="the merged result file (replaced if it exists; never one of the shards)")
     add_flag(ap, "--strict", action="store_true", help="exit 1 when sessions are missing or duplicated")
+    add_flag(ap, "--expect", type=int, default=None, metavar="N",
+             help="the number of shards; refuse any other (default: the --shard K/N in the shards' manifests)")
     args = ap.parse_args(argv)
     try:
         check_export_target(args.output, args.shards)
-        result = merge_files(args.shards)
+        result = merge_files(args.shards, expect=args.expect)
     except (MergeError, ExportError, ResultsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -128,6 +128,10 @@ class LoadedDataset:
     #: What keys results (``settings_hash``): the name of a registered dataset; for a file, its
     #: name and a hash of its content, so two different files never share results.
     key: str = ""
+    #: A registered dataset's content when it is not the known sample of its name (another cache,
+    #: another hub revision): a digest of the problems used, which then keys results too; "" for
+    #: the known samples (the published ones, the demo) and for files (their key has it).
+    content_key: str = ""
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -135,6 +139,22 @@ class LoadedDataset:
 
     def __len__(self) -> int:
         return len(self.problems)
+
+
+def problem_chain(problems: list[dict]) -> str:
+    """A short digest of each problem, in order: a sample's identity, and a prefix of it is a
+    smaller sample's."""
+    return "".join(hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest()[:8] for p in problems)
+
+
+def content_key(name: str, problems: list[dict], split: str = "test", seed: int = 42) -> str:
+    """``""`` when ``problems`` are (a prefix of) the known sample of ``name``; else their digest."""
+    known = json.loads((BUILTIN_DIR / "known_samples.json").read_text(encoding="utf-8"))
+    chain = problem_chain(problems)
+    sample = known.get(name if name == "demo" else f"{name}/{split}/seed{seed}", "")
+    if chain and sample.startswith(chain):
+        return ""
+    return hashlib.sha256(chain.encode()).hexdigest()[:12]
 
 
 def _validate(problems: list, source: str) -> list[dict]:
@@ -239,7 +259,8 @@ def load_dataset_problems(
         problems = load_problem_file(BUILTIN_DIR / "demo_problems.json")
         if size > len(problems):
             raise DatasetError(f"the built-in demo dataset has {len(problems)} problems; ask for at most that many")
-        return LoadedDataset(key, problems[:size], spec.task_description, "builtin:demo_problems.json")
+        chosen = problems[:size]
+        return LoadedDataset(key, chosen, spec.task_description, "builtin:demo_problems.json", content_key=content_key(key, chosen))
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     path = find_cached(cache, spec, size, seed, split)
     if path is None:
@@ -264,4 +285,7 @@ def load_dataset_problems(
         raise DatasetError(f"dataset cache {path} is not valid UTF-8 JSON ({type(exc).__name__}); delete it to rebuild") from None
     if not isinstance(items, list) or len(items) < size:
         raise DatasetError(f"dataset cache {path} is malformed or too short; delete it to rebuild")
-    return LoadedDataset(key, _validate(items[:size], str(path)), spec.task_description, str(path.resolve()))
+    chosen = _validate(items[:size], str(path))
+    return LoadedDataset(
+        key, chosen, spec.task_description, str(path.resolve()), content_key=content_key(key, chosen, split, seed)
+    )

@@ -7,6 +7,8 @@ seed: a persona and three preferences from three different categories, never bot
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from pathlib import Path
 
@@ -87,6 +89,18 @@ def builtin_profiles(n: int = 100) -> list[UserProfile]:
     return generate_profiles(n, seed=20261124)
 
 
+#: The digest of the built-in set (its first 100 users; user i is the same whatever the size) when
+#: results began to be keyed by their profile set: runs on it key nothing more, so results made
+#: before keep their hash. Never update it: a changed generator must give its runs a new key.
+BUILTIN_PROFILE_SET = "967c38106df0"
+
+
+def profile_set_digest(profiles: list[UserProfile]) -> str:
+    """A short digest of a whole profile set: every user's id, persona and preferences."""
+    users = sorted(([p.i, p.persona, p.preferences] for p in profiles), key=lambda u: u[0])
+    return hashlib.sha256(json.dumps(users).encode()).hexdigest()[:12]
+
+
 def load_profiles(path: str | Path) -> list[UserProfile]:
     """Load and validate a profile file (the published JSON list, or a JSONL file of the same records)."""
     raw = read_record_list(
@@ -111,4 +125,7 @@ def load_profiles(path: str | Path) -> list[UserProfile]:
     return profiles
 
 
-__all__ = ["BY_KEY", "ProfileError", "UserProfile", "builtin_profiles", "generate_profiles", "load_profiles"]
+__all__ = [
+    "BUILTIN_PROFILE_SET", "BY_KEY", "ProfileError", "UserProfile", "builtin_profiles", "generate_profiles", "load_profiles",
+    "profile_set_digest",
+]  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 #: name -> "module:attribute" of the design's factory (a class is a factory too).
@@ -24,9 +25,18 @@ DESIGNS: dict[str, str] = {
     "mem0": "msc_graph.memory.designs.mem0:Mem0Memory",
     "langmem": "msc_graph.memory.designs.langmem:LangMemMemory",
 }
-#: Built-in designs that embed text: their embeddings are checked before a run, and the embedding
-#: model and retrieval settings are part of their runs' settings hash.
-EMBEDDING_DESIGNS = ("retrieval", "mem0", "langmem")
+
+
+@dataclass(frozen=True)
+class DesignKeys:
+    """What a design declares about its results (``MemoryDesign.embeds``, ``reads_settings``,
+    ``parameters``; a plug-in's factory declares them as attributes too, or keys nothing of its own)."""
+
+    embeds: bool = False
+    #: The run settings it reads that change its results (the embedding model when it embeds).
+    reads: tuple[str, ...] = ()
+    #: Its own parameters that change results.
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 class DesignError(ValueError):
@@ -49,3 +59,11 @@ def design_factory(name: str) -> Callable[..., Any]:
     if not callable(factory):
         raise DesignError(f"memory design {name!r}: {module_name} has no callable {attr!r}")
     return factory
+
+
+def design_keys(name: str) -> DesignKeys:
+    """What the design ``name`` declares: whether it embeds, which settings and parameters key its runs."""
+    factory = design_factory(name)
+    embeds = bool(getattr(factory, "embeds", False))
+    reads = tuple(getattr(factory, "reads_settings", ())) + (("embedding_model",) if embeds else ())
+    return DesignKeys(embeds, reads, dict(getattr(factory, "parameters", None) or {}))

@@ -11,7 +11,9 @@ files with ``ast``: nothing of the published code is executed or imported.
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.util
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +30,9 @@ TEMPLATES = (
     "accuracy_prompt_qa",
 )
 PACKAGE = "collaborativeagents"
+#: The digest of the published repository's texts when results began to be keyed by them: runs
+#: reading these texts key nothing more, so results made before keep their hash. Never update it.
+PUBLISHED_TEXTS = "570068b2d05f"
 
 
 class PublishedCodeError(ValueError):
@@ -48,6 +53,11 @@ class PublishedTexts:
 
     def __hash__(self) -> int:
         return hash(self.source)
+
+    def digest(self) -> str:
+        """A short digest of every text a run reads (not where they came from): it keys results."""
+        texts = [self.templates, self.termination_signal, self.notes_intro, self.task_descriptions]
+        return hashlib.sha256(json.dumps(texts, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def package_folder(path: str) -> Path:

@@ -14,6 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from msc_graph.records import SessionRecord
+
 
 class ResultsError(ValueError):
     """A result file cannot be used as it is; the message says why and what to do."""
@@ -43,6 +47,21 @@ def read_records(path: str | Path, *, repair: bool = False) -> list[dict]:
                 "edited or corrupted. Move it aside, or pass --overwrite to start again"
             ) from None
     return records
+
+
+def read_session_records(path: str | Path) -> list[SessionRecord]:
+    """The records of a result file as typed records (files of earlier versions read as they are);
+    a line that is no session record is a ``ResultsError`` naming it."""
+    out: list[SessionRecord] = []
+    for idx, raw in enumerate(read_records(path)):
+        try:
+            out.append(SessionRecord.model_validate(raw))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "record"
+            raise ResultsError(f"{path}: record {idx + 1} is not a session record ({where}: {first['msg']}); "
+                               "move the file aside or fix that line") from None  # fmt: skip
+    return out
 
 
 def read_result_files(paths: list[str | Path]) -> list[dict]:

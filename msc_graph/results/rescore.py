@@ -19,11 +19,12 @@ from pathlib import Path
 
 from msc_graph.config import RoleConfig, settings_hash
 from msc_graph.graphs.judge import grade
+from msc_graph.records import latest_by_key
 from msc_graph.results.files import (
     RecordWriter,
     manifest_path,
     read_manifest,
-    read_records,
+    read_session_records,
     write_json_atomic,
 )
 from msc_graph.results.provenance import code_version
@@ -63,18 +64,16 @@ def plan_files(paths: list[str | Path], out_dir: str | Path, overwrite: bool = F
             raise RescoreError(f"{target} is an input of this command; give an -o folder other than the inputs' folder")
         if (target.exists() or manifest_path(target).exists()) and not overwrite:
             raise RescoreError(f"{target} exists; pass --overwrite to replace it, or choose another -o folder")
-        jobs.append(FileJob(p, target, _counted(read_records(p)), read_manifest(p)))
+        manifest = read_manifest(p)
+        jobs.append(FileJob(p, target, _counted([r.to_json_dict() for r in read_session_records(p)]), manifest))
     if not any(j.records for j in jobs):
         raise RescoreError("the result files hold no sessions")
     return jobs
 
 
 def _counted(records: list[dict]) -> list[dict]:
-    """The record that counts for each (settings, user, session, trial): the last one written."""
-    latest: dict[tuple, dict] = {}
-    for r in records:
-        latest[(r.get("settings_hash"), r["user_id"], r["session_index"], r.get("trial", 0))] = r
-    return sorted(latest.values(), key=lambda r: (r["user_id"], r.get("trial", 0), r["session_index"]))
+    """The record that counts for each key (``records.latest_by_key``: the last one written)."""
+    return sorted(latest_by_key(records).values(), key=lambda r: (r["user_id"], r.get("trial", 0), r["session_index"]))
 
 
 def graded_draft(r: dict) -> str | None:

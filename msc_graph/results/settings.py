@@ -6,10 +6,12 @@ be pooled). A file without a manifest falls back to what its records carry; its 
 known only by their hash, which includes the dataset, so such a setting is never pooled across
 datasets or paired with another.
 
-Which records count: in one file, the last record of a (settings hash, user, session) is the one
-that counts (``trial`` is part of the session: a record without it is trial 0; a failed session run again supersedes its earlier attempt, as resume reads it). The
-same key in two files (two runners on one setting, merged overlapping shards) is a duplicate: the
-first file given wins and the others are dropped and reported.
+Which records count: in one file, the last record of a key (``records.record_key``: settings hash,
+dataset, user, session, trial; a record without ``trial`` is trial 0) is the one that counts (a failed session run again supersedes its earlier
+attempt, as resume reads it). The same key in two files (two runners on one setting, merged
+overlapping shards) is a duplicate: the first file given wins and the others are dropped and
+reported. The same key with two different profiles is no duplicate but two settings that older
+versions hashed alike (the profile set keys results now): that is refused, never paired.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from msc_graph.records import RecordKey, latest_by_key
 from msc_graph.results.files import ResultsError, read_manifest, read_records
 
 #: Keys of ``result_settings`` that are about the data, not the setting.
 DATA_KEYS = ("dataset",)
 #: Settings every row label shows even when all rows share them.
 ALWAYS_SHOWN = ("memory",)
-#: Keys a manifest writes only when they are not their default.
-OPTIONAL_DEFAULTS = {"protocol": "ours", "split": "test", "user_kind": "simulated"}
+#: Keys a manifest writes only when they are not their default (``spec.Spec.only_if_changed``,
+#: ``run/plan.py: content_keys``).
+OPTIONAL_DEFAULTS = {"protocol": "ours", "split": "test", "user_kind": "simulated", "profile_set": "built-in",
+                     "dataset_content": "known sample"}  # fmt: skip
 
 
 @dataclass
@@ -111,20 +116,19 @@ def load_results(paths: list[str | Path]) -> LoadedResults:
 
 def _collect(given: list[tuple[str, list[dict], dict | None]]) -> LoadedResults:
     settings: dict[str, Setting] = {}
-    kept: dict[tuple, dict] = {}
-    owner: dict[tuple, str] = {}
+    kept: dict[RecordKey, dict] = {}
+    owner: dict[RecordKey, str] = {}
     out = LoadedResults([], settings, files=[name for name, _, _ in given])
     for name, records, manifest in given:
         if manifest is None:
             out.no_manifest.append(name)
-        latest: dict[tuple, dict] = {}
-        for r in records:
-            key = (r.get("settings_hash"), r.get("dataset"), r["user_id"], r["session_index"], r.get("trial", 0))
-            out.superseded += key in latest
-            latest[key] = r
+        latest = latest_by_key(records)
+        out.superseded += len(records) - len(latest)
         for key, r in latest.items():
             if key in kept:
-                out.duplicates.append({"file": name, "kept_from": owner[key], "user_id": key[2], "session_index": key[3]})
+                _check_same_profile(kept[key], r, owner[key], name)
+                out.duplicates.append({"file": name, "kept_from": owner[key], "user_id": key.user_id,
+                                       "session_index": key.session_index})  # fmt: skip
                 continue
             usable = manifest if manifest and manifest.get("settings_hash") == r.get("settings_hash") else None
             values, from_manifest = _setting_values(usable and manifest["result_settings"], r)
@@ -137,6 +141,17 @@ def _collect(given: list[tuple[str, list[dict], dict | None]]) -> LoadedResults:
     out.records = list(kept.values())
     label_settings(list(settings.values()))
     return out
+
+
+def _check_same_profile(kept: dict, other: dict, kept_from: str, name: str) -> None:
+    """One key in two files is a duplicate only if it is the same user: records made before the
+    profile set keyed results share a hash across profile sets, and are two settings, not one."""
+    if kept.get("profile_hash") != other.get("profile_hash"):
+        raise ResultsError(
+            f"{kept_from} and {name} hold user {other['user_id']} under one settings hash "
+            f"({other.get('settings_hash')}) with different profiles: runs over two profile sets, made before "
+            "the profile set keyed results. Report them separately, or rerun one with this version"
+        )
 
 
 def differing_keys(settings: list[Setting]) -> list[str]:

@@ -11,21 +11,26 @@ from pathlib import Path
 
 from msc_graph.config import RunSettings, SessionContext, settings_hash
 from msc_graph.data import LoadedDataset, UserProfile, builtin_profiles, load_profiles
-from msc_graph.data.profiles import ProfileError
-from msc_graph.memory.registry import EMBEDDING_DESIGNS
+from msc_graph.data.profiles import BUILTIN_PROFILE_SET, ProfileError, profile_set_digest
+from msc_graph.memory.registry import design_keys
 from msc_graph.prompts import PROMPTS_VERSION
+from msc_graph.protocols.published_source import PUBLISHED_TEXTS, load_published
 from msc_graph.run.errors import RunError
 from msc_graph.run.records import SessionJob
+from msc_graph.spec import declared_settings
+
+
+def profile_source(settings: RunSettings) -> tuple[list[UserProfile], str]:
+    """The whole profile set a run draws its users from, and where it comes from."""
+    if settings.profiles:
+        return load_profiles(settings.profiles), str(Path(settings.profiles).resolve())
+    wanted = max(100, (max(settings.user_ids) + 1) if settings.user_ids else 0, settings.users or 0)
+    return builtin_profiles(wanted), "builtin"
 
 
 def select_profiles(settings: RunSettings) -> tuple[list[UserProfile], str]:
     """The users of this run and where they come from."""
-    if settings.profiles:
-        profiles = load_profiles(settings.profiles)
-        source = str(Path(settings.profiles).resolve())
-    else:
-        wanted = max(100, (max(settings.user_ids) + 1) if settings.user_ids else 0, settings.users or 0)
-        profiles, source = builtin_profiles(wanted), "builtin"
+    profiles, source = profile_source(settings)
     if settings.user_ids:
         by_id = {p.i: p for p in profiles}
         missing = [i for i in settings.user_ids if i not in by_id]
@@ -68,38 +73,38 @@ def profile_hashes(profiles: list[UserProfile]) -> dict[int, str]:
 
 
 def result_settings(settings: RunSettings, dataset: LoadedDataset) -> dict:
-    """The settings that change results: part of every record's key (``settings_hash``)."""
-    s = settings.session
+    """The settings that change results: part of every record's key (``settings_hash``). Derived
+    from the declarations (``spec.Spec`` on each field; the memory design's ``design_keys``),
+    plus the prompts' version, the dataset's key and what :func:`content_keys` adds."""
+    design = design_keys(settings.session.memory)
     out = {
         "prompts": PROMPTS_VERSION,
         "dataset": dataset.key,
-        "dataset_seed": settings.seed,
-        "shuffle_problems_per_user": settings.shuffle_problems_per_user,
-        "max_turns": s.max_turns,
-        "memory": s.memory,
-        "agent_reply": s.agent_reply,
-        "agent_context_tokens": s.agent_context_tokens,
-        **{role: _role_fields(settings, role) for role in ("user", "agent", "judge")},
+        **declared_settings((settings, settings.session), design.reads),
+        **content_keys(settings, dataset),
     }
-    if s.user_kind == "human":
-        out["user_kind"] = "human"
-    if s.memory in EMBEDDING_DESIGNS:
-        out.update(retrieval_k=s.retrieval_k, retrieval_threshold=s.retrieval_threshold, embedding=s.embedding_model)
-    if s.protocol != "ours":
-        out["protocol"] = s.protocol
-    if settings.split != "test":
-        out["split"] = settings.split
+    if design.parameters:
+        out["memory_parameters"] = design.parameters
     return out
 
 
-def _role_fields(settings: RunSettings, role: str) -> dict:
-    s = settings.session
-    return {
-        "model": getattr(s, f"{role}_model"),
-        "temperature": getattr(s, f"{role}_temperature"),
-        "max_tokens": getattr(s, f"{role}_max_tokens"),
-        "structured": s.structured,
-    }
+def content_keys(settings: RunSettings, dataset: LoadedDataset) -> dict:
+    """The contents a run reads that key its results: the whole profile set (not the users chosen,
+    so the shards of a run share one key), the dataset's problems, the published texts. Each stays
+    out at the value results made before it was keyed had (the built-in profiles, the known
+    samples, the published repository's texts), so those results keep their hash."""
+    out: dict = {}
+    profiles = load_profiles(settings.profiles) if settings.profiles else builtin_profiles(100)
+    digest = profile_set_digest(profiles)
+    if digest != BUILTIN_PROFILE_SET:
+        out["profile_set"] = digest
+    if dataset.content_key:
+        out["dataset_content"] = dataset.content_key
+    if settings.session.protocol == "published":
+        texts = load_published(settings.session.published_code).digest()
+        if texts != PUBLISHED_TEXTS:
+            out["published_texts"] = texts
+    return out
 
 
 def key_of(settings: RunSettings, dataset: LoadedDataset) -> tuple[dict, str]:

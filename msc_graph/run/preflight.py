@@ -9,7 +9,7 @@ from msc_graph.config import ROLES, SessionContext
 from msc_graph.graphs.context import role_configs
 from msc_graph.graphs.memory import design_for
 from msc_graph.memory.embeddings import embedding_for
-from msc_graph.memory.registry import EMBEDDING_DESIGNS
+from msc_graph.memory.registry import design_keys
 from msc_graph.run.errors import RunError
 from msc_graph.security import redact
 
@@ -34,7 +34,7 @@ async def preflight(ctx: SessionContext) -> None:
         )  # fmt: skip
         for role in roles:
             require_model(served, configs[role].model, f"endpoint {url} ({role})", model_flags(role))
-    if ctx.memory in EMBEDDING_DESIGNS:
+    if design_keys(ctx.memory).embeds:
         await check_embeddings(ctx)
     await design_for(ctx).preflight()  # what the memory design needs (e.g. tool calls for LangMem)
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from msc_graph.config import RetryFailed
+from msc_graph.records import latest_by_key
 from msc_graph.run.errors import RunError
-from msc_graph.run.records import SessionJob, record_key
+from msc_graph.run.records import SessionJob
 
 
 @dataclass
@@ -42,13 +43,13 @@ class ResumePlan:
         return len(self.done)
 
 
-def latest_by_key(records: Iterable[dict], key_hash: str) -> dict[tuple[int, int, int], dict]:
-    """The record that counts for each (user, session, trial) of this setting: the last one written."""
-    out: dict[tuple[int, int, int], dict] = {}
-    for r in records:
-        if r.get("settings_hash") == key_hash:
-            out[record_key(r)] = r
-    return out
+def latest_of_setting(records: Iterable[dict], key_hash: str) -> dict[tuple[int, int, int], dict]:
+    """The record that counts for each (user, session, trial) of this setting (``records.latest_by_key``)."""
+    return {
+        (k.user_id, k.session_index, k.trial): r
+        for k, r in latest_by_key(records).items()
+        if k.settings_hash == key_hash
+    }
 
 
 def check_compatible(records: list[dict], key_hash: str, profile_hashes: dict[int, str], output: str) -> None:
@@ -79,7 +80,7 @@ def should_retry(record: dict, policy: RetryFailed) -> bool:
 def plan_resume(
     records: list[dict], key_hash: str, jobs: dict[int, list[SessionJob]], *, learns: bool, retry_failed: RetryFailed
 ) -> ResumePlan:
-    latest = latest_by_key(records, key_hash)
+    latest = latest_of_setting(records, key_hash)
     plan = ResumePlan()
     for uid, user_jobs in jobs.items():
         pending: list[SessionJob] = []

@@ -19,7 +19,7 @@ import pytest
 
 from msc_graph.data import load_dataset_problems
 from msc_graph.results import read_records
-from msc_graph.run.resume import latest_by_key
+from msc_graph.run.resume import latest_of_setting
 from tests.helpers import REPO, Server, assert_complete, batch_args, fault_server, run_cli
 
 pytestmark = pytest.mark.integration
@@ -106,7 +106,7 @@ def test_an_infrastructure_failure_stops_a_memory_user_and_a_rerun_continues_fro
     finally:
         healthy.stop()
     assert res.returncode == 0, res.stderr
-    final = latest_by_key(read_records(out), first[0]["settings_hash"])
+    final = latest_of_setting(read_records(out), first[0]["settings_hash"])
     assert sorted(final) == [(0, 0), (0, 1), (0, 2)] and all(r["failure"] is None for r in final.values())
     assert final[(0, 1)]["notes_before"] == first[0]["notes_after"]  # it started from session 1's notes
 

@@ -89,3 +89,28 @@ def test_a_record_that_cannot_be_written_becomes_that_sessions_failure_with_the_
     assert "could not be written: ValueError" in on_disk["failure"]["reason"] and on_disk["task_success"] is None
     assert {k: on_disk[k] for k in (*SETTING, "profile_hash")} == {**SETTING, "profile_hash": "p0"}  # still counted in its setting
     assert (on_disk["user_id"], on_disk["session_index"]) == (JOB.profile.i, JOB.session_index)
+
+
+def test_resume_merge_report_and_rescore_count_the_same_record_of_each_key(tmp_path):
+    """One rule (``records.latest_by_key``): the last record of a key counts, wherever it is read."""
+    from msc_graph.records import RecordKey, record_key
+    from msc_graph.results.files import RecordWriter, read_records
+    from msc_graph.results.merge import merge_files
+    from msc_graph.results.rescore import _counted
+    from msc_graph.results.settings import load_results
+    from msc_graph.run.resume import latest_of_setting
+
+    failed = failed_record(JOB, SETTING, 0.0, {"stage": "user", "reason": "Timeout", "kind": "infrastructure"}, False, None)
+    done = build_record(JOB, STATE, SETTING, 0.0, memory=False)
+    other = build_record(SessionJob(JOB.profile, 3, 6, JOB.problem), {**STATE, "task_success": 0}, SETTING, 0.0, memory=False)
+    path = tmp_path / "r.jsonl"
+    with RecordWriter(path) as w:
+        for r in (failed, other, done):  # the failed attempt at session 2, then session 3, then session 2 again
+            w.write(r.to_json_dict())
+    want = {(0, 2, 1), (0, 3, 0)}
+    seen = lambda rs: {(r["user_id"], r["session_index"], r["task_success"]) for r in rs}  # noqa: E731
+    assert seen(latest_of_setting(read_records(path), "h").values()) == want  # resume
+    assert seen(r.model_dump() for r in merge_files([path]).records) == want  # merge
+    assert seen(load_results([path]).records) == want  # report
+    assert seen(_counted(read_records(path))) == want  # rescore
+    assert record_key(done) == record_key(done.to_json_dict()) == RecordKey("h", "demo", 0, 2)  # typed or read

@@ -22,8 +22,8 @@ BASE = {"prompts": "p", "dataset_seed": 42, "max_turns": 10, "memory": "none", "
 
 
 def rec(user, session, h, ts=1, ue=1, dataset="d", memory="none", **extra):
-    return {"dataset": dataset, "memory": memory, "settings_hash": h, "user_id": user, "session_index": session,
-            "problem_id": session, "task_success": ts, "user_effort": ue, "length": 6, "failure": None,
+    return {"dataset": dataset, "experiment_type": "agent_without_memory", "memory": memory, "settings_hash": h,
+            "user_id": user, "session_index": session, "problem_id": session, "problem": "p", "solution": "s", "task_success": ts, "user_effort": ue, "length": 6, "failure": None,
             "turns": [], "ended_by": "terminate", **extra}  # fmt: skip
 
 
@@ -50,7 +50,7 @@ def test_last_attempt_counts_in_a_file_and_a_second_file_is_a_duplicate(tmp_path
     assert loaded.superseded == 1
     assert loaded.duplicates == [{"file": str(b), "kept_from": str(a), "user_id": 0, "session_index": 1}]
     merged = merge_files([a, b])  # merge reads files the same way
-    assert [(r["user_id"], r["session_index"], r["task_success"]) for r in merged.records] == keys
+    assert [(r.user_id, r.session_index, r.task_success) for r in merged.records] == keys
     assert merged.duplicates == [(0, 1, 0)] and merged.superseded == 1
 
 
@@ -185,3 +185,38 @@ def test_provenance_names_models_dates_and_code(tmp_path):
                            f"code {'c' * 12}, {'d' * 12} + uncommitted changes, not recorded. Report: 20"), text  # fmt: skip
     assert text.endswith(f"code {code.get('commit', '')[:12] or 'version ' + code.get('version', '')}"
                          + (" + uncommitted changes." if code.get("dirty") else "."))
+
+
+def test_two_runs_that_differ_only_in_profile_set_are_two_rows_never_duplicates(tmp_path):
+    """The issue's report paired runs over two profile sets as one setting and dropped one run's
+    sessions as duplicates: each run's key now holds its profile set, so they are two rows that
+    do not pair (the effect of a factor is never computed across them)."""
+    from msc_graph.config import RunSettings
+    from msc_graph.data import LoadedDataset
+    from msc_graph.run.plan import key_of
+
+    data = LoadedDataset("d", [{"problem": "p", "solution": "s"}], "task", "builtin")
+    files = []
+    for name in ("nurses", "pilots"):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps([{"i": i, "persona": f"{name} {i}", "preferences": ["brief"]} for i in range(2)]))
+        payload, h = key_of(RunSettings(profiles=str(path)), data)
+        records = [rec(u, s, h, profile_hash=f"{name}-{u}") for u in range(2) for s in range(3)]
+        files.append(write(tmp_path / f"{name}.jsonl", records, payload, h))
+    loaded = load_results(files)
+    assert len(loaded.records) == 12 and loaded.duplicates == []
+    a, b = loaded.settings.values()
+    assert a.id != b.id and "profile_set=" in a.label and a.label != b.label
+    assert any(d.startswith("profile_set") for d in pairing(a, b, ("memory",)))  # never paired as one setting
+
+
+def test_one_hash_over_two_profile_sets_from_older_versions_is_refused_not_deduplicated(tmp_path):
+    """Files made before the profile set keyed results share a hash across profile sets: the same
+    key with other profiles is refused, never counted as a duplicate of the other run."""
+    from msc_graph.results.files import ResultsError
+
+    settings = {**BASE, "dataset": "d"}
+    a = write(tmp_path / "a.jsonl", [rec(0, 0, "h", profile_hash="p1")], settings, "h")
+    b = write(tmp_path / "b.jsonl", [rec(0, 0, "h", profile_hash="p2")], settings, "h")
+    with pytest.raises(ResultsError, match="different profiles"):
+        load_results([a, b])

@@ -113,6 +113,13 @@ class MemoryDesign:
     #: Keeps its memory in the run's notes store (``settings.store``): the runner opens and locks
     #: it before the first session (a design with storage of its own manages it itself).
     uses_store: ClassVar[bool] = False
+    #: Embeds text: the run's embedding model keys its results and preflight checks the embeddings.
+    embeds: ClassVar[bool] = False
+    #: The run settings (``SessionContext`` fields declared ``Spec(results="design")``) it reads:
+    #: they key its runs' records (``memory/registry.py: design_keys``).
+    reads_settings: ClassVar[tuple[str, ...]] = ()
+    #: Its own parameters that change results (constants it was built with): they key its runs too.
+    parameters: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, settings: DesignSettings) -> None:
         self.settings = settings

@@ -114,6 +114,8 @@ async def isolated(coro_fn):
 class LangMemMemory(Reflecting):
     name = "langmem"
     recalls = True
+    embeds = True
+    reads_settings = ("retrieval_k", "retrieval_threshold")
     #: LangMem's default: the existing memories most similar to the last message, at most 5.
     QUERY_LIMIT = 5
 

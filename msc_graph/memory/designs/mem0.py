@@ -68,6 +68,8 @@ class Mem0Memory(MemoryDesign):
     name = "mem0"
     learns = True
     recalls = True
+    embeds = True
+    reads_settings = ("retrieval_k", "retrieval_threshold")
 
     def __init__(self, settings: DesignSettings) -> None:
         super().__init__(settings)

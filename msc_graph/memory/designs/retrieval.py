@@ -42,6 +42,8 @@ def earlier_agent_turns(messages: list[dict]) -> bool:
 class Retrieval(Reflecting):
     name = "retrieval"
     recalls = True
+    embeds = True
+    reads_settings = ("retrieval_k", "retrieval_threshold")
     #: Show notes again on later user messages even when they are the same notes, already shown on
     #: the first (what the design did before 2026-11-25: more prompt tokens, nothing new to read).
     repeat_notes: ClassVar[bool] = False
