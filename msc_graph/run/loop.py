@@ -16,7 +16,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from msc_graph.run.output import OutputLock, check_output_path
 from msc_graph.run.preflight import preflight
 from msc_graph.run.progress import Progress, banner
 from msc_graph.run.records import SessionJob, SessionRecord
-from msc_graph.run.resume import ResumePlan, check_compatible, plan_resume
+from msc_graph.run.resume import ResumePlan, check_compatible, earlier_key, plan_resume
 from msc_graph.run.session import SessionRunner
 from msc_graph.run.store import RunStore
 from msc_graph.run.writer import OutputFailed, SessionWriter
@@ -119,6 +119,17 @@ async def prepare(settings: RunSettings) -> Prepared:
     )  # fmt: skip
 
 
+def adopt_earlier_key(prep: Prepared, previous: list[dict]) -> Prepared:
+    """A results file made before the run's contents keyed results (``resume.earlier_key``) goes on
+    under the key it was made with, memory namespace included; anything else is left as it is."""
+    earlier = earlier_key(previous, prep.result_settings, prep.key_hash, prep.jobs)
+    if earlier is None:
+        return prep
+    payload, key_hash = earlier
+    session = prep.settings.session.model_copy(update={"memory_namespace": key_hash})
+    return replace(prep, settings=prep.settings.model_copy(update={"session": session}), result_settings=payload, key_hash=key_hash)
+
+
 def check_local_paths(settings: RunSettings, uses_store: bool) -> None:
     """Folders the run needs that are files, and a person asked for without a terminal."""
     memory_dir = Path(settings.session.memory_dir)
@@ -162,6 +173,7 @@ async def run_benchmark(
     use_cache(settings.cache)  # (None: no cache) counted from zero for this run's manifest
     with OutputLock(prep.output) as lock:
         previous = [] if settings.overwrite else existing_records(prep.output)
+        prep = adopt_earlier_key(prep, previous)
         check_compatible(previous, prep.key_hash, prep.profile_hashes, str(prep.output))
         resume = plan_resume(previous, prep.key_hash, prep.jobs, learns=prep.learns, retry_failed=settings.retry_failed)
         store = RunStore(prep.settings.session, settings.memory_in_process, settings.trials) if prep.uses_store else None

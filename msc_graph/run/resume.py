@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from msc_graph.config import RetryFailed
+from msc_graph.config import RetryFailed, settings_hash
 from msc_graph.records import latest_by_key
 from msc_graph.run.errors import RunError
 from msc_graph.run.records import SessionJob
@@ -50,6 +50,29 @@ def latest_of_setting(records: Iterable[dict], key_hash: str) -> dict[tuple[int,
         for k, r in latest_by_key(records).items()
         if k.settings_hash == key_hash
     }
+
+
+#: What results began to be keyed by after they were first written (the profile set, a dataset's
+#: content, the published texts, a memory design's own parameters): results made before carry a
+#: hash without them.
+CONTENT_KEYED = ("profile_set", "dataset_content", "published_texts", "memory_parameters")
+
+
+def earlier_key(records: list[dict], payload: dict, key_hash: str, jobs: dict[int, list[SessionJob]]) -> tuple[dict, str] | None:
+    """The key that results made before :data:`CONTENT_KEYED` keyed anything carry, when every record
+    of ``records`` is provably this run's: its hash is this run's without those items, and each
+    record's profile and problem are the ones this run gives that user and session. Such a file
+    resumes under its own key (as it was made); ``None`` when there is nothing to adopt."""
+    earlier = {k: v for k, v in payload.items() if k not in CONTENT_KEYED}
+    if not records or earlier == payload:
+        return None
+    earlier_hash = settings_hash(earlier)
+    if {r.get("settings_hash") for r in records} != {earlier_hash}:
+        return None
+    problems = {(uid, j.session_index): j.problem.get("problem") for uid, js in jobs.items() for j in js}
+    if any(problems.get((r["user_id"], r["session_index"]), r.get("problem")) != r.get("problem") for r in records):
+        return None
+    return earlier, earlier_hash
 
 
 def check_compatible(records: list[dict], key_hash: str, profile_hashes: dict[int, str], output: str) -> None:

@@ -71,3 +71,33 @@ def test_other_settings_or_changed_profiles_are_refused():
     with pytest.raises(RunError, match="profiles have changed"):
         check_compatible([{**rec(0, 0), "profile_hash": "old"}], H, {0: "new"}, "out.jsonl")
     check_compatible([{**rec(0, 0), "profile_hash": "p"}], H, {0: "p"}, "out.jsonl")
+
+
+def test_a_file_made_before_the_profile_set_keyed_results_resumes_under_its_own_key():
+    """A run on the published profiles made before the profile set entered the key carries the
+    hash main's code gave it (pinned: computed with that code). A rerun that provably is the same
+    run (same profiles, same problems) goes on under that key; anything else is not adopted."""
+    from msc_graph.config import RunSettings
+    from msc_graph.data import load_dataset_problems, load_profiles
+    from msc_graph.run.plan import key_of, plan_jobs, profile_hashes
+    from msc_graph.run.resume import earlier_key
+    from tests.helpers import PROFILES_FILE, require_shared
+
+    require_shared()
+    settings = RunSettings(profiles=str(PROFILES_FILE), dataset="demo", eval_size=3)
+    data = load_dataset_problems("demo", 3)
+    payload, key_hash = key_of(settings, data)
+    assert "profile_set" in payload and key_hash != "7d48408a76e94539"
+    profiles = load_profiles(PROFILES_FILE)[:2]
+    planned = plan_jobs(settings, profiles, data)
+    hashes = profile_hashes(profiles)
+    old = [{"user_id": u, "session_index": k, "settings_hash": "7d48408a76e94539", "profile_hash": hashes[u],
+            "problem": data.problems[k]["problem"]} for u in (0, 1) for k in range(2)]  # fmt: skip
+    earlier, earlier_hash = earlier_key(old, payload, key_hash, planned)
+    assert earlier_hash == "7d48408a76e94539" and "profile_set" not in earlier
+    check_compatible(old, earlier_hash, hashes, "out.jsonl")  # resumes: nothing refused
+    assert todo(plan_resume(old, earlier_hash, planned, learns=False, retry_failed="infra")) == {0: [2], 1: [2]}
+    other_problem = [{**old[0], "problem": "another problem"}, *old[1:]]
+    assert earlier_key(other_problem, payload, key_hash, planned) is None
+    assert earlier_key([{**r, "settings_hash": key_hash} for r in old], payload, key_hash, planned) is None
+    assert earlier_key([], payload, key_hash, planned) is None
