@@ -18,6 +18,9 @@ from pydantic import SecretStr
 from msc_graph.config import RoleConfig
 from msc_graph.transport import BadReply, close_sessions, forget_other_loops, loop_id, post_json
 
+#: Set in a reply's ``response_metadata`` when the server sent ``content: null`` (LangChain makes it "").
+NULL_CONTENT = "null_content"
+
 
 class ChatOpenAICompatible(ChatOpenAI):
     """``ChatOpenAI`` with a lean path for plain chat completions against OpenAI-compatible servers.
@@ -54,7 +57,10 @@ class ChatOpenAICompatible(ChatOpenAI):
             max_connections=self.max_connections,
         )
         try:
-            return self._create_chat_result(data, {})
+            result = self._create_chat_result(data, {})
+            if data["choices"][0]["message"].get("content") is None:  # LangChain reads null as ""
+                result.generations[0].message.response_metadata[NULL_CONTENT] = True
+            return result
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise BadReply(f"the server's answer is not a chat completion: {str(data)[:120]!r}") from exc
 
