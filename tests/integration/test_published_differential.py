@@ -10,9 +10,9 @@ per session must give equal TS, UE and Length, equal calls per role and the same
 except where the README's table says the published code is deliberately not copied; those
 sessions are counted by the row that explains them, and nothing else may differ.
 
-CI runs a fixed, small set of examples (derandomized). The several-hundred-session run:
+CI runs a fixed, small set of examples (a fixed seed per mode). The several-hundred-session run:
 ``MSC_DIFFERENTIAL_EXAMPLES=12 pytest tests/integration/test_published_differential.py -s``
-(examples per agent mode, each a batch of ``SESSIONS`` sessions); ``MSC_DIFFERENTIAL_REPORT=FILE``
+(examples per agent mode, each a batch of ``SESSIONS`` sessions; the default is 2, after one batch that covers each named behaviour); ``MSC_DIFFERENTIAL_REPORT=FILE``
 writes the tally as JSON.
 """
 
@@ -21,10 +21,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import zlib
 from collections import Counter
 
 import pytest
 
+from msc_graph.protocols.published import REPLY_TRIES
 from tests.published_harness import (
     JSON_AGENT,
     PublishedWorker,
@@ -37,14 +39,14 @@ from tests.published_harness import (
 )
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, example, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 SESSIONS = 6
 MAX_TURNS = 4
-EXAMPLES = int(os.environ.get("MSC_DIFFERENTIAL_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("MSC_DIFFERENTIAL_EXAMPLES", "2"))
 MODES = {  # memory, agent model (JSON replies for Llama-3.3-70B-Instruct; harmony output kept for an *oss* model)
     "no-memory-text": (False, "scripted"),
     "no-memory-json": (False, JSON_AGENT),
@@ -161,6 +163,30 @@ def batches(draw) -> dict[str, dict]:
     return {sid: draw(session_script(sid)) for sid in ids}
 
 
+def coverage_batch(mode: str) -> dict[str, dict]:
+    """One batch that has each behaviour the issue names at least once, whatever the seed draws."""
+    def user(tag: str, **over) -> str:
+        return json.dumps({"reasoning": "r", "draft_answer": "d", "should_terminate": False, "response": f"go on {tag}", **over})
+
+    def done(tag: str, **over) -> str:
+        return user(tag, draft_answer="FINAL 7", response=f"thanks {tag} TERMINATE", **over)
+
+    t = [f"[script:{mode}-c{i}]" for i in range(6)]
+    scripts = [
+        {"user": ["", "   \n", "<think>I could say TERMINATE</think>" + user(t[0], enforce_preferences=True),
+                  user(t[0], response=f"<think>TERMINATE?</think> done {t[0]}", enforce_preferences="True", error="x")],
+         "agent": ["", "  ", '{"reasoning": "r", "response": "ok"}'], "judge": ['{"reasoning": "r", "accuracy": 1e999}']},
+        {"user": [None, done(t[1])], "judge": ['{"reasoning": "r", "accuracy": NaN}']},
+        {"user": [HARMONY.format("TERMINATE", user(t[2])), done(t[2], error="x", enforce_preferences=1)],
+         "select": ["5"], "judge": ['{"reasoning": "r", "accuracy": "1"}']},
+        {"user": [user(t[3]), done(t[3])], "select": [""] * 10, "judge": ['{"reasoning": "r", "accuracy": 0.5}']},
+        {"user": [user(t[4], enforce_preferences=1), done(t[4])], "notes": ["5", "null", "true"],
+         "judge": ['{"reasoning": "r", "accuracy": "yes"}']},
+        {"user": ["5", "null", done(t[5])], "judge": ['{"reasoning": "r"}']},
+    ]  # fmt: skip
+    return {f"{mode}-c{i}": script for i, script in enumerate(scripts)}
+
+
 # -- comparison ---------------------------------------------------------------------------------
 
 #: The README rows a session may differ by, as the test recognises them.
@@ -171,8 +197,11 @@ JUDGE_FAILURE = "a judge reply int() cannot read is a judge failure"
 
 def compare(sid: str, theirs: list[dict], ours: dict, t_calls: dict, o_calls: dict, memory: bool, json_agent: bool) -> str:
     """``agree`` / ``dropped`` (both gave the session up), a README row, or what differs."""
-    if memory and (ours.get("reflection") or {}).get("error"):
-        return NOTES_UPDATE_FAILED
+    if memory and (ours.get("reflection") or {}).get("error"):  # only when every try was used, on both sides
+        tries = (o_calls.get("calls", {}).get("notes"), t_calls.get("calls", {}).get("notes", 0))
+        if tries[0] == REPLY_TRIES and tries[1] >= REPLY_TRIES:
+            return NOTES_UPDATE_FAILED
+        return f"DIFF ours gave the notes update up after {tries[0]} tries; published made {tries[1]}"
     if memory and json_agent and "aa" in o_calls.get("order", ""):
         return STACKED_SELECTION
     same_calls = t_calls.get("calls") == o_calls.get("calls") and t_calls.get("judged") == o_calls.get("judged")
@@ -237,15 +266,20 @@ def test_published_protocol_scores_randomized_sessions_as_the_published_code(tmp
 
     seen: Counter[str] = Counter()
 
-    @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None, phases=[Phase.generate],
+    played: list[int] = []
+
+    @seed(zlib.crc32(mode.encode()))  # fixed scripts in CI, other ones for each mode
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
               suppress_health_check=list(HealthCheck))  # fmt: skip
+    @example(coverage_batch(mode))
     @given(batches())
     def differential(scripts):
         seen.update(play(tmp_path_factory.mktemp(mode), servers, worker, mode, scripts))
+        played.append(len(scripts))
 
     differential()  # every example is played; the disagreements are listed together
     TALLY.update(seen)
     print(f"\n{mode}: {sum(seen.values())} sessions: " + json.dumps({k: v for k, v in seen.items() if not k.startswith("DIFF")}))
     diffs = [k for k in seen if k.startswith("DIFF")]
     assert not diffs, "\n".join(diffs)
-    assert sum(seen.values()) == EXAMPLES * SESSIONS
+    assert len(played) == EXAMPLES + 1 and sum(seen.values()) == sum(played)
