@@ -176,7 +176,7 @@ def coverage_batch(mode: str) -> dict[str, dict]:
         {"user": ["", "   \n", "<think>I could say TERMINATE</think>" + user(t[0], enforce_preferences=True),
                   user(t[0], response=f"<think>TERMINATE?</think> done {t[0]}", enforce_preferences="True", error="x")],
          "agent": ["", "  ", '{"reasoning": "r", "response": "ok"}'], "judge": ['{"reasoning": "r", "accuracy": 1e999}']},
-        {"user": [None, done(t[1])], "judge": ['{"reasoning": "r", "accuracy": NaN}']},
+        {"user": [user(t[1]), None, done(t[1])], "judge": ['{"reasoning": "r", "accuracy": NaN}']},  # null: a restart
         {"user": [HARMONY.format("TERMINATE", user(t[2])), done(t[2], error="x", enforce_preferences=1)],
          "select": ["5"], "judge": ['{"reasoning": "r", "accuracy": "1"}']},
         {"user": [user(t[3]), done(t[3])], "select": [""] * 10, "judge": ['{"reasoning": "r", "accuracy": 0.5}']},
