@@ -19,6 +19,9 @@ from msc_graph.cache import active_cache
 from msc_graph.config import RoleConfig
 from msc_graph.transport import BadReply, close_sessions, forget_other_loops, loop_id, post_json
 
+#: Set in a reply's ``response_metadata`` when the server sent ``content: null`` (LangChain makes it "").
+NULL_CONTENT = "null_content"
+
 
 class ChatOpenAICompatible(ChatOpenAI):
     """``ChatOpenAI`` with a lean path for plain chat completions against OpenAI-compatible servers.
@@ -63,6 +66,8 @@ class ChatOpenAICompatible(ChatOpenAI):
             )
         try:
             result = self._create_chat_result(data, {})
+            if data["choices"][0]["message"].get("content") is None:  # LangChain reads null as ""
+                result.generations[0].message.response_metadata[NULL_CONTENT] = True
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise BadReply(f"the server's answer is not a chat completion: {str(data)[:120]!r}") from exc
         if fresh and cache is not None and cache_key:

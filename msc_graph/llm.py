@@ -30,7 +30,13 @@ from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers.context import _tracing_v2_is_enabled
 from pydantic import BaseModel, ValidationError
 
-from msc_graph.clients import ChatOpenAICompatible, base_extra_body, chat_model, endpoint_semaphore
+from msc_graph.clients import (
+    NULL_CONTENT,
+    ChatOpenAICompatible,
+    base_extra_body,
+    chat_model,
+    endpoint_semaphore,
+)
 from msc_graph.config import RoleConfig
 from msc_graph.counters import TRAFFIC
 from msc_graph.outcomes import FailureKind, kind_of_exception
@@ -210,6 +216,22 @@ async def call_text(cfg: RoleConfig, messages: list[dict]) -> CallResult:
             result.value, result.error = text, None
             return result
         result.error, result.kind = f"empty reply after {attempt + 1} attempt(s)", "content"
+    return result
+
+
+async def call_raw(cfg: RoleConfig, messages: list[dict]) -> CallResult:
+    """One call whose ``value`` is the reply's content exactly as the server sent it: nothing
+    stripped, an empty reply kept, ``None`` for ``content: null`` (``--protocol published`` reads
+    replies this way). Only a failed request is an error."""
+    result = CallResult()
+    try:
+        msg = await _invoke(cfg, messages, result.usage)
+    except Exception as exc:  # noqa: BLE001 - recorded, never raised into the graph
+        result.error, result.kind = _error_text(exc), "infrastructure" if isinstance(exc, BadReply) else kind_of_exception(exc)
+        return result
+    raw = msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
+    result.raw.append(raw)
+    result.value = None if msg.response_metadata.get(NULL_CONTENT) and not raw else encodable(raw)
     return result
 
 

@@ -12,7 +12,6 @@ from msc_graph.config import SessionContext, agent_replies_in_json
 from msc_graph.graphs.context import role_configs
 from msc_graph.graphs.state import SessionState, failed_turn, said
 from msc_graph.graphs.views import reversed_view
-from msc_graph.llm import call_text
 from msc_graph.outcomes import failure
 from msc_graph.protocols import published as rules
 from msc_graph.protocols.published import reply_with_keys
@@ -63,12 +62,11 @@ async def agent_turn(state: SessionState, ctx: SessionContext, view: list[dict])
     cfg = role_configs(ctx)["agent"]
     messages = rules.truncate(view, ctx.agent_model, ctx.agent_context_tokens - ctx.agent_max_tokens - rules.CONTEXT_MARGIN)
     if agent_replies_in_json(ctx):
-        got = await reply_with_keys(cfg, messages, rules.AGENT_KEYS)
+        got = await reply_with_keys(cfg, messages, rules.AGENT_KEYS, agent=True)
         fields = got.value if got.error is None else {}
-    else:
-        result = await call_text(cfg, messages)
-        got = result
-        fields = {"response": result.value}
+    else:  # the text as it came (an empty reply is sent on; null is the text "None", as published)
+        got = await rules.reply_text(cfg, messages)
+        fields = {"response": rules.agent_text(cfg, got.value)}
     turn = state.get("user_turns", 0)
     usage = {"agent": got.usage.as_dict()}
     if got.error is not None:
@@ -95,7 +93,7 @@ async def judge_turn(state: SessionState, ctx: SessionContext) -> dict:
     if got.error is None:
         try:
             score = rules.accuracy(got.value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # e.g. "yes", null, 1e999 (inf), NaN
             got.error = f"the judge's accuracy {got.value['accuracy']!r} is not an integer"
     if got.error is not None:
         update.update(verdict={"raw": got.raw, "error": got.error}, task_success=None,

@@ -62,9 +62,22 @@ async def after_agent(state: SessionState, runtime: Runtime[SessionContext]) -> 
     return "simulate_user"
 
 
+async def after_recall(state: SessionState, runtime: Runtime[SessionContext]) -> str:
+    """A failed recall ends a published-protocol session before the agent is called (the published
+    loop makes no agent call after a failed note selection); ours lets the agent answer first."""
+    if state.get("failure") and context_of(runtime).protocol == "published":
+        return END
+    return "respond"
+
+
 async def after_judge(state: SessionState, runtime: Runtime[SessionContext]) -> str:
-    """Learn only from a session that finished: a failed session (judge included) leaves memory as it was."""
-    if design_for(context_of(runtime)).learns and not state.get("failure"):
+    """Learn only from a session that finished: a failed session leaves memory as it was. Under the
+    published protocol a failed judgement does not stop learning (the published loop updates the
+    notes before any session is judged)."""
+    ctx = context_of(runtime)
+    fail = state.get("failure")
+    judged_only = ctx.protocol == "published" and bool(fail) and fail.get("stage") == "judge"
+    if design_for(ctx).learns and (not fail or judged_only):
         return "learn"
     return END
 
@@ -81,7 +94,7 @@ def build_session_graph(context_schema: type[SessionContext] = SessionContext) -
     builder.add_edge(START, "start")
     builder.add_edge("start", "simulate_user")
     builder.add_conditional_edges("simulate_user", after_user, ["judge", "recall", "respond", END])
-    builder.add_edge("recall", "respond")
+    builder.add_conditional_edges("recall", after_recall, ["respond", END])
     builder.add_conditional_edges("respond", after_agent, ["judge", "simulate_user", END])
     builder.add_conditional_edges("judge", after_judge, ["learn", END])
     builder.add_edge("learn", END)

@@ -19,6 +19,13 @@ simulated user says on each turn and what the judge answers. It counts the calls
 - ``regenerate``: the first time turn 2 is asked for, the user answers a bare ``42`` (which the
   published loop cannot use: the session is generated again).
 
+Scripted sessions (the randomized differential test): ``POST /scripts`` with ``{"ID": {"user":
+[...], "agent": [...], "select": [...], "notes": [...], "judge": [...]}}``. A request that names
+``[script:ID]`` (the problem, or a user message, carries it) gets that session's next reply of its
+role, as it is (``null``: a reply with ``content: null``), or a plain valid reply once the list is
+used up. ``GET /calls`` then also gives, per session, the calls per role, their order and the
+a digest of each judge prompt (which draft it was shown).
+
 Run: ``python -m msc_graph.testing.published_server --port 0 --published-code PATH``.
 """
 
@@ -72,6 +79,8 @@ class PublishedScriptedServer(ScriptedServer):
         self.marks.sort(key=lambda m: -len(m[0]))  # the longest opening first: prompts share first words
         self.calls: Counter[str] = Counter()
         self.seen: Counter[tuple] = Counter()
+        self.scripts: dict[str, dict[str, list]] = {}
+        self.sessions: dict[str, dict] = {}
 
     def role_of(self, messages: list[dict]) -> str:
         first = str(messages[0].get("content") or "") if messages else ""
@@ -82,6 +91,9 @@ class PublishedScriptedServer(ScriptedServer):
         role = self.role_of(messages)
         self.calls[role] += 1
         json_agent = "Llama-3.3-70B-Instruct" in str(body.get("model"))
+        tag = SCRIPT_TAG.search(json.dumps(messages))
+        if tag and tag.group(1) in self.scripts:
+            return self._scripted(tag.group(1), role, json_agent, messages)
         scenario = _scenario(json.dumps(messages))
         if role == "user":
             return self._user(messages, scenario)
@@ -127,10 +139,45 @@ class PublishedScriptedServer(ScriptedServer):
             reply.update(done)
         return json.dumps(reply)
 
+    def _scripted(self, sid: str, role: str, json_agent: bool, messages: list[dict]) -> str | dict:
+        seen = self.sessions.setdefault(sid, {"calls": {}, "order": "", "judged": []})
+        n = seen["calls"].get(role, 0)
+        seen["calls"][role] = n + 1
+        seen["order"] += ROLE_LETTERS.get(role, "?")
+        if role == "judge":  # which draft the judge was shown (the rest of its prompt is the session's)
+            seen["judged"].append(hashlib.sha1(str(messages[0].get("content")).encode("utf-8", "surrogatepass")).hexdigest()[:12])
+        replies = self.scripts[sid].get(role) or []
+        reply = replies[n] if n < len(replies) else plain_reply(role, sid, json_agent, oss="oss" in self.model.lower())
+        return {"role": "assistant", "content": None} if reply is None else reply
+
     async def route(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
-        if method == "GET" and path.split("?", 1)[0].rstrip("/") in ("/calls", "/v1/calls"):
-            return 200, {"calls": dict(self.calls)}
+        route = path.split("?", 1)[0].rstrip("/")
+        if method == "GET" and route in ("/calls", "/v1/calls"):
+            return 200, {"calls": dict(self.calls), "sessions": self.sessions}
+        if method == "POST" and route in ("/scripts", "/v1/scripts"):
+            self.scripts.update(json.loads(body or b"{}"))
+            return 200, {"scripts": len(self.scripts)}
         return await super().route(method, path, body)
+
+
+SCRIPT_TAG = re.compile(r"\[script:([A-Za-z0-9_-]+)\]")
+ROLE_LETTERS = {"user": "u", "agent": "a", "select": "s", "notes": "n", "judge": "j"}
+
+
+def plain_reply(role: str, sid: str, json_agent: bool, oss: bool = False) -> str:
+    """A scripted session's reply once its list for ``role`` is used up: valid, and never ending it
+    (the agent's, the selection's and the notes' in harmony format for an *oss* model)."""
+    if oss and role in ("agent", "select", "notes"):
+        return "<|channel|>final<|message|>" + plain_reply(role, sid, json_agent)
+    if role == "user":
+        return json.dumps({"reasoning": "r", "draft_answer": "d", "should_terminate": False, "response": f"more [script:{sid}]"})
+    if role == "judge":
+        return json.dumps({"reasoning": "r", "accuracy": 1})
+    if role == "select":
+        return json.dumps({"reasoning": "r", "relevant_notes": "n"})
+    if role == "notes":
+        return json.dumps({"user_preferences_reasoning": "r", "agent_notes": "notes"}) if json_agent else "notes"
+    return json.dumps({"reasoning": "r", "response": "ok"}) if json_agent else "ok"
 
 
 def _scenario(text: str) -> str:

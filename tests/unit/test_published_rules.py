@@ -17,10 +17,31 @@ def test_a_reply_is_usable_when_every_key_is_in_what_json_repair_returns():
     with pytest.raises(rules.Unusable) as prose:
         rules.with_keys("I think the answer is four.", rules.USER_KEYS)
     assert prose.value.retry  # another of the ten tries
-    for bare in ("42", "true", "null"):  # the published key test itself fails: the session restarts
+    for bare in ("42", "true", "null", None):  # the published key test itself fails: the session restarts
         with pytest.raises(rules.Unusable) as err:
             rules.with_keys(bare, rules.USER_KEYS)
         assert not err.value.retry
+        with pytest.raises(rules.Unusable) as err:  # ... except in the notes update, whose loop catches it
+            rules.with_keys(bare, rules.NOTES_KEYS, caught=True)
+        assert err.value.retry
+    for empty in ("", "   ", "\n\t"):  # repaired to "", which lacks every key: asked again
+        with pytest.raises(rules.Unusable) as err:
+            rules.with_keys(empty, rules.USER_KEYS)
+        assert err.value.retry
+    with pytest.raises(rules.Unusable) as named:  # a list of the key names has them all, but is no object
+        rules.with_keys('["reasoning", "response"]', rules.AGENT_KEYS)
+    assert not named.value.retry
+
+
+def test_reasoning_markup_is_read_as_it_came():
+    think = '<think>I will say TERMINATE</think>{"reasoning": "r", "response": "go on"}'
+    assert rules.with_keys(think, rules.AGENT_KEYS)["response"] == "go on"
+    inside = '{"reasoning": "r", "response": "<think>TERMINATE?</think> go on"}'
+    assert rules.terminates(rules.with_keys(inside, rules.AGENT_KEYS)["response"], "TERMINATE")  # nothing is stripped
+    harmony = "<|channel|>analysis<|message|>TERMINATE<|end|><|start|>assistant<|channel|>final<|message|>Hi <|return|>"
+    assert rules.oss_final(harmony) == "Hi"  # an *oss* agent keeps its final channel, as published
+    assert rules.oss_final("<|channel|>analysis<|message|>only thinking") is None
+    assert rules.oss_final("") == ""
 
 
 def test_the_session_ends_on_the_signal_in_the_response_only():
@@ -53,6 +74,8 @@ def test_the_graded_draft_is_the_last_entry_or_the_one_before():
     assert rules.graded_draft(capped) == "b"
     json_agent = [*terminated, {"role": "agent", "response": "y", "draft_answer": "z"}]
     assert rules.graded_draft(json_agent) == "z"
+    own_error = [*terminated[:2], {"role": "user", "draft_answer": "b", "error": "a key the user wrote"}]
+    assert rules.graded_draft(own_error) == "b"
 
 
 @pytest.mark.parametrize("given, score", [("1", 1), (True, 1), (1.0, 1), (0.5, 0), (2, 2), (" 1 ", 1)])
@@ -60,9 +83,9 @@ def test_the_judges_accuracy_is_read_with_int(given, score):
     assert rules.accuracy({"accuracy": given}) == score
 
 
-@pytest.mark.parametrize("given", ["yes", "1.0", None, [1]])
+@pytest.mark.parametrize("given", ["yes", "1.0", None, [1], float("inf"), float("nan"), "nan"])
 def test_what_int_cannot_read_is_a_judge_failure(given):
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises((TypeError, ValueError, OverflowError)):  # the three judge_turn records as a failure
         rules.accuracy({"accuracy": given})
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 from msc_graph.config import agent_replies_in_json
-from msc_graph.llm import call_text
 from msc_graph.memory.access import astore_for
 from msc_graph.memory.designs.base import (
     Learned,
@@ -72,8 +71,8 @@ class PublishedNotes(MemoryDesign):
         prompt = self.texts().templates["proper_scaffolding_prompt"].format(
             conversation_history=rules.conversation_string(messages), complete_agent_notes=as_document(memory)
         )
-        got = await rules.reply_with_keys(self.settings.agent, [{"role": "user", "content": prompt}], rules.SELECT_KEYS)
-        if got.error is not None:  # the published loop generates the session again
+        got = await rules.reply_with_keys(self.settings.agent, [{"role": "user", "content": prompt}], rules.SELECT_KEYS, agent=True)
+        if got.error is not None:  # the published loop generates the session again, with no agent call first
             raise RecallFailed(f"note selection: {got.error}", infrastructure=got.kind == "infrastructure")
         selected = got.value["relevant_notes"]
         text = f"{self.texts().notes_intro}{selected}"
@@ -85,14 +84,16 @@ class PublishedNotes(MemoryDesign):
             agent_notes=before, conversation_str=rules.conversation_string(messages)
         )
         request = [{"role": "user", "content": prompt}]
-        if agent_replies_in_json(self.settings.context):
-            got = await rules.reply_with_keys(self.settings.agent, request, rules.NOTES_KEYS)
+        cfg = self.settings.agent
+        if agent_replies_in_json(self.settings.context):  # a bare 5, null or true is asked again, as published
+            got = await rules.reply_with_keys(cfg, request, rules.NOTES_KEYS, agent=True, caught=True)
             after = None if got.error else got.value["agent_notes"]
             reasoning = None if got.error else got.value.get("user_preferences_reasoning")
             usage, error, raw, kind = got.usage, got.error, got.raw, got.kind
-        else:
-            result = await call_text(self.settings.agent, request)
-            after, reasoning, usage, error, raw, kind = result.value, None, result.usage, result.error, result.raw, result.kind
+        else:  # the reply as it came is the document (an empty one too)
+            result = await rules.reply_text(cfg, request)
+            after, reasoning = rules.agent_text(cfg, result.value), None
+            usage, error, raw, kind = result.usage, result.error, result.raw, result.kind
         used = {"agent_reflect": usage.as_dict()}
         if error is not None and kind == "infrastructure":
             raise LearnFailed(f"notes update: {error}", infrastructure=True)
