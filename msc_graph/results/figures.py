@@ -3,10 +3,13 @@ the pooled panel, sessions numbered from 1, 95% CI bands in the line's colour wi
 states the method, the models, the dates and the code, the legend (with the users and sessions each
 point rests on) below the panels (never over the data), rates on 0-100, the Okabe-Ito
 colour-blind-safe palette with a marker and dash per setting, and each series nudged sideways a
-little so identical series stay visible. Written as PNG, SVG and PDF."""
+little so identical series stay visible. Written as PNG, SVG and PDF, with a point map
+(``fig_<name>.points.json``: where each point is and which sessions it stands for) that makes the
+report page's points links to their sessions."""
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 from collections.abc import Callable
@@ -85,12 +88,14 @@ def plot_series(
         plt, len(panels), sum(n.count("\n") + 1 for n in names.values()), caption_text.count("\n") + 1
     )
     handles = {}
+    drawn: list[tuple] = []  # (axes, setting, panel, the points' rows, their x)
     for ax, panel in zip(axes, panels, strict=True):
         prow = [r for r in rows if r[panel_key] == panel]
         for i, sid in enumerate(order):
             srows = sorted((r for r in prow if r["setting_id"] == sid and r[value] is not None), key=lambda r: r["session"])
             if srows:
-                handles[sid] = _series(ax, srows, i, len(order), value, low, high)
+                handles[sid], xs = _series(ax, srows, i, len(order), value, low, high)
+                drawn.append((ax, sid, panel, srows, xs))
         _limits(ax, percent, [r[high] for r in rows], [r["session"] for r in rows])  # one scale for every panel
         ax.set_title("all datasets (pooled)" if panel == ALL else str(panel), fontsize=10)
         ax.set_xlabel("session")
@@ -100,14 +105,37 @@ def plot_series(
     fig.legend([handles[s] for s in shown], [names[s] for s in shown], loc="upper center", ncol=1, fontsize=8,
                frameon=False, bbox_to_anchor=(0.5, legend_top))  # fmt: skip
     fig.text(0.5, caption_y, caption_text, ha="center", va="bottom", fontsize=7.5, color="#333333")
+    fig.canvas.draw()
+    points = point_map(fig, drawn, value, labels, panel_key)
     paths = []
     with plt.rc_context({"pdf.fonttype": 42}):  # TrueType in the PDF: publishers refuse Type 3 fonts
         for ext in FORMATS:
             path = path_stem.with_suffix(f".{ext}")
             fig.savefig(path, dpi=150 if ext == "png" else None)
             paths.append(path)
+    points_path(path_stem).write_text(json.dumps(points), encoding="utf-8")
     plt.close(fig)
     return paths
+
+
+def points_path(figure: Path) -> Path:
+    """Where a figure's point map lies: ``fig_x.points.json`` beside ``fig_x.png``."""
+    return figure.with_suffix(".points.json")
+
+
+def point_map(fig, drawn: list[tuple], value: str, labels: dict[str, str], panel_key: str) -> list[dict]:
+    """Where each plotted point is on the figure (left and top in % of its width and height) and which
+    sessions it stands for (setting label, dataset when panels are datasets, session number), so the
+    report page can make every point a link to its sessions."""
+    width, height = fig.bbox.width, fig.bbox.height
+    out = []
+    for ax, sid, panel, srows, xs in drawn:
+        for r, x in zip(srows, xs, strict=True):
+            px, py = ax.transData.transform((x, r[value]))
+            out.append({"left": round(100 * px / width, 3), "top": round(100 * (1 - py / height), 3), "setting": labels[sid],
+                        "dataset": panel if panel_key == "dataset" and panel != ALL else "", "session": r["session"],
+                        "value": r[value]})  # fmt: skip
+    return out
 
 
 def _series(ax, srows: list[dict], i: int, count: int, value: str, low: str, high: str):
@@ -120,7 +148,7 @@ def _series(ax, srows: list[dict], i: int, count: int, value: str, low: str, hig
     st = style(i)
     (line,) = ax.plot(xs, ys, markersize=4, linewidth=1.6, **st)
     ax.fill_between(xs, lo, hi, color=st["color"], alpha=0.15, linewidth=0)
-    return line
+    return line, xs
 
 
 def _span(values: list[int], unit: str) -> str:

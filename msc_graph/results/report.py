@@ -10,6 +10,7 @@ metric as PNG, SVG and PDF, and returns the tables.
 from __future__ import annotations
 
 import base64
+import json
 import html
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,14 +158,25 @@ def _more_preferences(t: dict) -> str:
 
 
 def _img(path: Path) -> str:
+    """A figure; each of its points (its point map) a link to the sessions it stands for."""
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></figure>'
+    where = figures.points_path(path)
+    points = json.loads(where.read_text(encoding="utf-8")) if where.is_file() else []
+    links = "".join(
+        f'<a class="point" style="left:{p["left"]}%;top:{p["top"]}%" href="#transcripts" data-setting="{html.escape(p["setting"])}" '
+        f'data-dataset="{html.escape(p["dataset"])}" data-session="{p["session"]}" '
+        f'title="{html.escape(p["setting"])}, session {p["session"]}: {p["value"]} (click: its sessions)"></a>'
+        for p in points
+    )
+    return f'<figure class="plot"><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">{links}</figure>'
 
 
 PAGE_CSS = """body{font-family:system-ui,sans-serif;margin:1.5em 2em;max-width:1500px}nav a{margin-right:1em}
 table{border-collapse:collapse;margin:.8em 0}td,th{border:1px solid #bbb;padding:3px 7px;font-size:13px;vertical-align:top;white-space:nowrap}
 td.t{white-space:normal;min-width:22em}th{background:#eee;white-space:normal}img{max-width:min(100%,1200px)}
-figure{margin:1em 0}.wide{overflow-x:auto}"""
+figure{margin:1em 0}.wide{overflow-x:auto}figure.plot{position:relative;display:inline-block;max-width:min(100%,1200px)}
+figure.plot img{display:block;width:100%}a.point{position:absolute;width:14px;height:14px;margin:-7px 0 0 -7px;border-radius:50%}
+a.point:hover,a.point:focus{outline:2px solid #000}"""
 
 
 def _html(t: dict, data_note: str, o: ReportOptions, viewer: str) -> str:

@@ -43,7 +43,8 @@ curve) and outcome, search their text, sort by
 a column, then open one to read the conversation with its enforcing turns marked, the draft answer
 as it changed, what was recalled before each reply, each call's tokens, latency and raw reply, the
 judge's verdict, any failure, and the notes before and after. "Compare with" puts the same user
-and problem under another setting beside it. A click on a row of a table above shows its sessions.</p>
+and problem under another setting beside it. A click on a row of a table above shows its sessions;
+a click on a point of a learning curve shows the sessions behind it.</p>
 <div class="filters">
 <label>Dataset<select id="f-dataset"></select></label>
 <label>Setting<select id="f-setting"></select></label>
@@ -299,10 +300,11 @@ VIEWER_JS = r"""
       view.replaceChildren(el("p", "failure", "cannot open this session here: " + e + " (a current browser is needed)"));
     }
   }
-  function showSessions(dataset, setting) {
+  function showSessions(dataset, setting, session) {
     F.dataset.value = IDX.datasets.includes(dataset) ? dataset : "";
     F.setting.value = setting >= 0 ? String(setting) : "";
-    F.user.value = ""; F.session.value = ""; F.outcome.value = ""; search.value = "";
+    F.user.value = ""; F.outcome.value = ""; search.value = "";
+    F.session.value = session !== undefined && numbers.includes(session) ? String(session) : "";
     apply();
     $("viewer").scrollIntoView();
   }
@@ -331,6 +333,12 @@ VIEWER_JS = r"""
         rows.sort((a, b) => compare(value(a.cells[i].textContent), value(b.cells[i].textContent)) * dir);
         table.tBodies[0].append(...rows);
       });
+    });
+  }
+  for (const a of document.querySelectorAll("a.point")) {  // a point of a figure: its setting's sessions at that session number
+    a.addEventListener("click", (e) => {
+      e.preventDefault();
+      showSessions(a.dataset.dataset, IDX.settings.indexOf(a.dataset.setting), Number(a.dataset.session));
     });
   }
   for (const table of document.querySelectorAll("table")) {

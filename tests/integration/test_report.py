@@ -265,8 +265,13 @@ def test_viewer_compares_searches_sorts_and_links_in_headless_chromium(runs, tmp
         page.wait_for("document.getElementById('f-count').dataset.query === ''")
         assert page.eval(count) == 16
         assert page.eval("document.getElementById('f-setting').selectedOptions[0].textContent") == "memory=retrieval"
-        page.select("#f-session", "4")  # a point of a learning curve: this setting's sessions 4
+        # a point of a learning curve (session 4 of memory=retrieval on demo) shows the sessions behind it
+        point = ("[...document.querySelectorAll('#curves ~ figure a.point')].find(a => a.dataset.setting === 'memory=retrieval'"
+                 " && a.dataset.dataset === 'demo' && a.dataset.session === '4')")  # fmt: skip
+        assert page.eval(f"{point}.title").startswith("memory=retrieval, session 4: ")
+        page.eval(f"{point}.click()")
         assert page.eval(count) == 4 and set(page.eval(f"{column}(3)")) == {"4"}
+        assert set(page.eval(f"{column}(0)")) == {"memory=retrieval"} and set(page.eval(f"{column}(1)")) == {"demo"}
         page.select("#f-session", "")
         # the same user and problem with memory and without, side by side
         page.select("#f-user", "1")

@@ -220,3 +220,27 @@ def test_one_hash_over_two_profile_sets_from_older_versions_is_refused_not_dedup
     b = write(tmp_path / "b.jsonl", [rec(0, 0, "h", profile_hash="p2")], settings, "h")
     with pytest.raises(ResultsError, match="different profiles"):
         load_results([a, b])
+
+
+def test_each_point_of_a_figure_is_mapped_where_it_is_drawn(tmp_path):
+    """The report makes every plotted point a link to its sessions from the figure's point map: each
+    mapped spot must lie on a marker of its series' colour in the PNG (and name its setting and session)."""
+    import matplotlib.image as mpimg
+
+    from msc_graph.results.figures import PALETTE, plot_series, points_path
+
+    rows = [{"dataset": d, "setting_id": sid, "session": k, "v": v, "lo": v - 5, "hi": v + 5}
+            for d in ("a", "b") for sid, base in (("s1", 20), ("s2", 70)) for k, v in ((1, base), (2, base + 10), (3, base + 5))]  # fmt: skip
+    paths = plot_series(rows, panel_key="dataset", value="v", low="lo", high="hi", percent=True, ylabel="v", title="t",
+                        caption="c", labels={"s1": "one", "s2": "two"}, n_of=lambda s: "n", path_stem=tmp_path / "fig")  # fmt: skip
+    points = json.loads(points_path(paths[0]).read_text())
+    assert len(points) == 12 and {(p["setting"], p["dataset"], p["session"]) for p in points} == {
+        (s, d, k) for s in ("one", "two") for d in ("a", "b") for k in (1, 2, 3)}
+    image = mpimg.imread(paths[0])[:, :, :3]
+    height, width = image.shape[:2]
+    for p in points:
+        colour = PALETTE[0 if p["setting"] == "one" else 1]
+        want = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        x, y = round(p["left"] / 100 * width), round(p["top"] / 100 * height)
+        near = image[y - 3:y + 4, x - 3:x + 4].reshape(-1, 3)
+        assert min(sum(abs(c - w) for c, w in zip(px, want, strict=True)) for px in near) < 0.05, p
