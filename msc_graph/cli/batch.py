@@ -161,7 +161,7 @@ def _reliability(p: argparse.ArgumentParser) -> None:
     add_flag(rel, "--max-retries", type=int, default=None, help=CTX["max_retries"].description + _d(CTX["max_retries"]))
     add_flag(rel, "--parse-retries", type=int, default=None, help="extra attempts when a reply is not valid JSON (default: 3; 6 with --backend local)")
     add_flag(rel, "--retry-failed", choices=["infra", "all", "none"], default=RUN["retry_failed"].default,
-             help="failed sessions a rerun runs again: infra (server failures), all, none" + _d(RUN["retry_failed"]))
+             help="failed sessions a rerun runs again: infra (server failures and unreadable grades), all, none" + _d(RUN["retry_failed"]))
     add_flag(rel, "--outage-timeout", type=float, default=RUN["outage_timeout"].default, help=RUN["outage_timeout"].description + _d(RUN["outage_timeout"]))
     add_flag(rel, "--max-failure-rate", type=float, default=RUN["max_failure_rate"].default,
              help="exit 3 when more than this share of the sessions failed" + _d(RUN["max_failure_rate"]))
