@@ -8,7 +8,7 @@ server (loopback) and reads the child's peak RSS (``getrusage`` of a wrapper tha
 - ``dataset-30mb``: a dataset file whose first problem is 30 MB of text;
 - ``reply-1mb``: every chat completion padded to 1 MB (a server that ignores ``max_tokens``),
   20 users x 2 sessions, concurrency 20;
-- ``concurrency-500``: 500 users x 2 demo sessions with ``--concurrency 500`` on a server that takes
+- ``concurrency-500``: 500 users x 1 demo session with ``--concurrency 500`` on a server that takes
   0.5 s a request, so all 500 sessions are in flight at once.
 
 For each: the exit code, the first ``error:`` line, records written, peak RSS in MB. Results go to
@@ -54,8 +54,11 @@ def run_batch(url: str, folder: Path, extra: list[str], pythonpath: str) -> dict
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     tail = [line for line in res.stderr.splitlines() if line.startswith("MAXRSS_KB")][-1].split()
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
-    records = sum(1 for line in out.read_text().splitlines() if line.strip()) if out.exists() else 0
-    return {"exit": int(tail[2]), "error": errors[0][:200] if errors else "", "records": records,
+    lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
+    records, failed = len(lines), sum(1 for r in lines if r.get("failure"))
+    size = out.stat().st_size if out.exists() else 0
+    return {"exit": int(tail[2]), "error": errors[0][:200] if errors else "", "records": records, "failed": failed,
+            "results_mb": round(size / 2**20, 1),
             "peak_rss_mb": round(int(tail[1]) / 1024, 1), "wall_s": round(time.time() - t0, 1)}  # fmt: skip
 
 
@@ -77,7 +80,7 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], list[str]]] = {
     "dataset-30mb": ((), ["--dataset", "{dataset}", "--users", "2", "--eval_size", "1"]),
     "reply-1mb": (("--fault", "huge=1.0"), ["--dataset", "demo", "--users", "20", "--eval_size", "2", "--concurrency", "20",
                                             "--max-failure-rate", "1"]),
-    "concurrency-500": (("--latency", "0.5"), ["--dataset", "demo", "--users", "500", "--eval_size", "2", "--concurrency", "500"]),
+    "concurrency-500": (("--latency", "0.5"), ["--dataset", "demo", "--users", "500", "--eval_size", "1", "--concurrency", "500"]),
 }  # fmt: skip
 
 
@@ -106,9 +109,11 @@ def main() -> None:
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "python": sys.version.split()[0], "cpus": os.cpu_count(),
             "pythonpath": args.pythonpath}  # fmt: skip
     Path(args.out).write_text(json.dumps({"meta": meta, "scenarios": rows}, indent=1) + "\n")
-    print("| scenario | exit | records | peak RSS (MB) | wall (s) | first error line |\n|---|---|---|---|---|---|")
+    print("| scenario | exit | records (failed) | results file (MB) | peak RSS (MB) | wall (s) | first error line |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['exit']} | {r['records']} | {r['peak_rss_mb']} | {r['wall_s']} | {r['error'][:90]} |")
+        print(f"| {name} | {r['exit']} | {r['records']} ({r['failed']}) | {r['results_mb']} | {r['peak_rss_mb']} | {r['wall_s']} "
+              f"| {r['error'][:90]} |")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ LOCAL_BACKEND_OVERRIDES: dict[str, Any] = {
     "agent_max_tokens": 256,  # a small model runs on; a cut text reply is still a reply
     "judge_max_tokens": 384,
     "agent_context_tokens": 8192,
+    # llama-cpp-python's server answers one request at a time: the rest wait in the runner, where the
+    # wait does not count against --timeout (queued at the server, a slow CPU timed them all out)
+    "max_inflight_requests": 1,
 }
 #: Provider prefixes accepted in litellm-style model names (``hosted_vllm/meta-llama/...``).
 LITELLM_PREFIXES = ("hosted_vllm/", "openai/", "vllm/", "sglang/", "litellm_proxy/", "llamacpp/", "local/")
