@@ -75,6 +75,17 @@ class LocalServer:
                 self.process.wait(timeout=5)
 
 
+def default_threads() -> int:
+    """The cores this process may use that other work is not already using (at least 1).
+
+    llama.cpp's threads wait for each other at every step: on a machine busy with other work a
+    thread that loses its core stalls the rest, and two threads on two shared cores ran a request
+    many times slower than one thread would."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = int(os.getloadavg()[0] + 0.5) if hasattr(os, "getloadavg") else 0
+    return max(1, min(cores, cores - busy))
+
+
 def server_command(model_path: Path, port: int, alias: str, n_ctx: int, threads: int) -> list[str]:
     return [
         sys.executable, "-m", "llama_cpp.server",
@@ -106,7 +117,7 @@ def start_local_server(
         raise LocalBackendError(f"local model {path} does not exist: give a GGUF file with --local-model")
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="msc-llama-", suffix=".log")[1])
-    cmd = server_command(path, port, alias, n_ctx, threads or max(1, os.cpu_count() or 1))
+    cmd = server_command(path, port, alias, n_ctx, threads or default_threads())
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = LocalServer(f"http://127.0.0.1:{port}/v1", alias, proc, log)
