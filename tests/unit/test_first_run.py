@@ -128,3 +128,12 @@ def test_compaction_leaves_a_file_it_cannot_read_as_it_is(tmp_path):
     with pytest.raises(ValueError):
         compact_results(out)
     assert out.read_text() == text
+
+
+def test_the_local_server_gets_the_cores_other_work_leaves_free(monkeypatch):
+    from msc_graph import local_backend
+
+    monkeypatch.setattr(local_backend.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for load, threads in ((0.0, 2), (0.6, 1), (11.3, 1)):  # busy cores would stall llama.cpp's threads
+        monkeypatch.setattr(local_backend.os, "getloadavg", lambda load=load: (load, load, load))
+        assert local_backend.default_threads() == threads
