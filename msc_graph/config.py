@@ -57,6 +57,9 @@ LOCAL_BACKEND_OVERRIDES: dict[str, Any] = {
     "agent_max_tokens": 256,  # a small model runs on; a cut text reply is still a reply
     "judge_max_tokens": 384,
     "agent_context_tokens": 8192,
+    # llama-cpp-python's server answers one request at a time: the rest wait in the runner, where the
+    # wait does not count against --timeout (queued at the server, a slow CPU timed them all out)
+    "max_inflight_requests": 1,
 }
 #: Old spellings of context fields (Studio contexts and notebooks written for earlier versions).
 CONTEXT_ALIASES = {
@@ -295,7 +298,7 @@ class RunSettings(BaseModel):
         False, description="replace an output made with other settings (only once every check passed)"
     )
     retry_failed: Annotated[RetryFailed, Spec("reliability", False)] = Field(
-        "infra", description="failed sessions a rerun runs again: infra (server failures), all, none"
+        "infra", description="failed sessions a rerun runs again: infra (server failures and unreadable grades), all, none"
     )
     concurrency: Annotated[int, Spec("throughput", False)] = Field(50, ge=1, description="sessions in flight at once")
     memory_in_process: Annotated[bool, Spec("memory", False)] = Field(

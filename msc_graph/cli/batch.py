@@ -4,6 +4,7 @@ unchanged; every flag answers to its dashed and underscored spelling."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -30,6 +31,7 @@ from msc_graph.config import (
     SessionContext,
 )
 from msc_graph.data import DATASETS, DatasetError, ProfileError
+from msc_graph.extras import MissingExtra, install_command, missing, require_for_run
 from msc_graph.local_backend import LocalBackendError
 from msc_graph.memory.lock import MemoryError_
 from msc_graph.memory.registry import DESIGNS, DesignError, design_factory
@@ -229,6 +231,9 @@ def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None =
     session.update({n: getattr(args, n) for n in flag_fields(SessionContext) if n not in RESOLVED and getattr(args, n) is not None})
     session = {k: v for k, v in session.items() if v is not None}
     check_folder(args.cache)
+    # a missing package is named with its install line before anything starts or is requested
+    require_for_run(protocol=args.protocol or "ours", memory=args.memory or "", local_backend=local is not None,
+                    default_local_model=local is not None and not args.local_model)  # fmt: skip
     if args.memory is not None:
         design_factory(args.memory)  # an unknown design is named before anything else is checked
     if args.protocol == "published":
@@ -269,6 +274,8 @@ def run(settings: RunSettings, export: str | None) -> int:
     if export:
         n = export_published(summary.records, export)
         print(f"published format: {n} users -> {export}")
+    if summary.ended == "finished" and not signal_name:
+        print(next_steps(summary.output_file))
     if signal_name:
         print(f"stopped by {signal_name}: finished sessions are saved; rerun the same command to resume", file=sys.stderr)
         return signal_exit_code(signal_name)
@@ -309,6 +316,18 @@ def run_mock(args: argparse.Namespace) -> int:
         return code
 
 
+def next_steps(output_file: str) -> str:
+    """The closing lines of a finished run: the report and its transcript viewer, and how to get the
+    packages the report needs when they are missing."""
+    script = "msc-report" if Path(sys.argv[0]).name == "msc-batch" else "python runners/report.py"
+    out = str(Path(output_file).with_suffix("")) + "-report"
+    lines = ["next:", f"  {script} {shlex.quote(output_file)} --out {shlex.quote(out)}",
+             f"    tables and learning curves; {out}/report.html also has a viewer of every transcript"]  # fmt: skip
+    if absent := missing("report"):
+        lines.insert(1, f"  {install_command('report')}   (the report needs {', '.join(absent)})")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
@@ -324,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_mock(args)
         return run(settings_from_args(args), args.export_published)
     except (RunError, DatasetError, ProfileError, MemoryError_, LocalBackendError, DesignError, ExportError,
-            PublishedCodeError, ValidationError, CacheError) as exc:
+            PublishedCodeError, MissingExtra, ValidationError, CacheError) as exc:
         return bad_input(exc)
     except KeyboardInterrupt:
         print("interrupted: finished sessions are saved; rerun the same command to resume", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from msc_graph.data.jsonfile import read_record_list
+from msc_graph.data.jsonfile import check_input_file, check_record_texts, read_record_list
 
 
 class DatasetError(ValueError):
@@ -280,11 +280,13 @@ def load_dataset_problems(
                 f"point --data-dir / MSC_DATA_DIR at a folder with {spec.cache_dir}/{cache_file_name(split, size, seed)}"
             ) from None
     try:
+        check_input_file(path, "dataset cache", DatasetError)
         items = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"dataset cache {path} is not valid UTF-8 JSON ({type(exc).__name__}); delete it to rebuild") from None
     if not isinstance(items, list) or len(items) < size:
         raise DatasetError(f"dataset cache {path} is malformed or too short; delete it to rebuild")
+    check_record_texts(items[:size], path, "dataset cache", DatasetError, entry="item")
     chosen = _validate(items[:size], str(path))
     return LoadedDataset(
         key, chosen, spec.task_description, str(path.resolve()), content_key=content_key(key, chosen, split, seed)

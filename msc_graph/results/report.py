@@ -10,8 +10,8 @@ metric as PNG, SVG and PDF, and returns the tables.
 from __future__ import annotations
 
 import base64
-import json
 import html
+import json
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -24,6 +24,7 @@ from msc_graph.cache import use_cache
 from msc_graph.clients import close_loop_clients, forget_loop_clients
 from msc_graph.config import RunSettings
 from msc_graph.data import LoadedDataset, UserProfile, load_dataset_problems
+from msc_graph.extras import MissingExtra, require_for_run
 from msc_graph.graphs.context import set_api_keys
 from msc_graph.graphs.human import Ask, SessionAborted, TerminalPerson
 from msc_graph.graphs.memory import design_for
@@ -33,6 +34,7 @@ from msc_graph.protocols import task_description
 from msc_graph.results.files import ResultsError, manifest_path, read_records, repair_tail
 from msc_graph.results.stats import aggregate
 from msc_graph.run import plan
+from msc_graph.run.compact import compact_results
 from msc_graph.run.errors import RunError
 from msc_graph.run.manifest import Manifest
 from msc_graph.run.output import OutputLock, check_output_path
@@ -103,6 +105,10 @@ class Prepared:
 async def prepare(settings: RunSettings) -> Prepared:
     """Load and plan; raise ``RunError``/``DatasetError``/``ProfileError`` (one line) on bad input."""
     check_output_path(settings.output_file)
+    try:  # before any request: a missing package is one line, not a failure record per session
+        require_for_run(protocol=settings.session.protocol, memory=settings.session.memory)
+    except MissingExtra as exc:
+        raise RunError(str(exc)) from None
     dataset = load_dataset_problems(
         settings.dataset, settings.eval_size, cache_dir=settings.session.data_dir or None, seed=settings.seed,
         allow_download=not settings.offline, split=settings.split,
@@ -233,10 +239,11 @@ async def drive(
     )  # fmt: skip
     writer = SessionWriter(prep.output, runner, progress, records, on_record)
     users = UserDriver(runner, writer, progress, 1 if human else settings.concurrency, prep.learns)
-    ended = "finished"
+    ended, completed = "finished", False
     ticker = asyncio.ensure_future(progress.tick())
     try:
         await users.run_all(resume, store)
+        completed = True
     except (asyncio.CancelledError, SessionAborted):
         ended = f"interrupted ({_STOPPED_BY[0]})" if _STOPPED_BY else "interrupted"
     except OutageStop as exc:
@@ -252,9 +259,22 @@ async def drive(
         extra = {}
         if store is not None and (errors := store.close()):
             extra["memory_write_errors"] = errors[:20]
+        if completed:
+            extra.update(compact_on_finish(prep.output))
         manifest.finish(ended, {"total": total, "done": len(records), "new": writer.new, "failed": sum(1 for r in records if r.get("failure"))}, **extra)
     records.sort(key=lambda r: (r["user_id"], r.get("trial", 0), r["session_index"]))
     return RunSummary(str(prep.output), records, writer.new, resume.skipped, ended, notice=writer.notice)
+
+
+def compact_on_finish(output: Path) -> dict:
+    """After a clean finish: drop superseded attempts from the results file (``compact.py``); what
+    the manifest says about it. A file that cannot be compacted stays as it is (a warning)."""
+    try:
+        dropped = compact_results(output)
+    except (OSError, ValueError) as exc:
+        print(f"warning: {output} was not compacted ({exc}); it is complete as it is", file=sys.stderr)
+        return {}
+    return {"compacted": {"superseded_dropped": dropped}} if dropped else {}
 
 
 class UserDriver:

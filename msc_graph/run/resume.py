@@ -6,8 +6,8 @@ attempt, then a rerun) the last one in the file is the one that counts, and the 
 *superseded*.
 
 - A finished session is done. A failed one runs again when ``--retry-failed`` selects it:
-  ``infra`` (the default) retries infrastructure failures (the server, not the session), ``all``
-  every failure, ``none`` nothing.
+  ``infra`` (the default) retries infrastructure failures (the server, not the session) and judge
+  failures (the grade, not the session), ``all`` every failure, ``none`` nothing.
 - A user whose memory design learns runs in order: from its first session that is not done to its
   last, later sessions included (they ran with memory that the rerun replaces), starting from the
   memory its previous session ended with. Under ``--trials N`` each trial of a user is such a
@@ -94,10 +94,13 @@ def check_compatible(records: list[dict], key_hash: str, profile_hashes: dict[in
 
 
 def should_retry(record: dict, policy: RetryFailed) -> bool:
+    """Whether a rerun runs ``record``'s session again. ``infra`` retries what was not the session's
+    doing: the server's failures, and a judge whose grade stayed unreadable (the session ran; its
+    measurement failed, and a small judge model that misreads one draft reads another)."""
     failure = record.get("failure")
     if not failure or policy == "none":
         return False
-    return policy == "all" or failure.get("kind", "internal") == "infrastructure"
+    return policy == "all" or failure.get("kind", "internal") == "infrastructure" or failure.get("stage") == "judge"
 
 
 def plan_resume(

@@ -16,6 +16,8 @@ Each ``POST /v1/chat/completions`` draws at most one fault, at the configured ra
 ``empty``       an empty completion
 ``endless``     a very long run of text cut at max tokens (``finish_reason`` length)
 ``surrogate``   a valid reply whose text holds a lone surrogate (``\\ud83d``), as broken tokenizers emit
+``huge``        a valid reply padded to 1 MB, as a server that ignores ``max_tokens`` sends (only
+                when named: ``--fault huge=RATE`` or ``--fail-with huge``; not in ``--fault-rate``)
 =============== ==============================================================================
 
 ``--fail-when TEXT`` answers every completion whose request contains TEXT with the fault
@@ -49,6 +51,10 @@ FAULTS = (
     "500", "503", "429", "hang", "drop", "bad_body",
     "not_json", "truncated", "missing_key", "wrong_type", "empty", "endless", "surrogate",
 )  # fmt: skip
+#: Faults injected only when named (``--fault-rate`` spreads over :data:`FAULTS` alone).
+NAMED_FAULTS = ("huge",)
+#: The size of a ``huge`` reply.
+HUGE_REPLY_CHARS = 1_000_000
 
 
 def parse_rates(spec: list[str], total: float) -> dict[str, float]:
@@ -56,8 +62,8 @@ def parse_rates(spec: list[str], total: float) -> dict[str, float]:
     rates = dict.fromkeys(FAULTS, total / len(FAULTS)) if total else {}
     for item in spec:
         kind, _, rate = item.partition("=")
-        if kind not in FAULTS:
-            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
+        if kind not in FAULTS + NAMED_FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS + NAMED_FAULTS)}")
         rates[kind] = float(rate)
     if sum(rates.values()) > 1:
         raise ValueError("fault rates add up to more than 1")
@@ -159,6 +165,15 @@ def spoil(content: str, fault: str) -> str:
         return ""
     if fault == "endless":
         return "and so on " * 2000
+    if fault == "huge":  # the reply as it was, its longest text padded to 1 MB: still valid
+        try:
+            data = json.loads(content)
+        except json.JSONDecodeError:
+            return content + " and so on" * (HUGE_REPLY_CHARS // 10)
+        if isinstance(data, dict) and data:
+            key = max(data, key=lambda k: len(str(data[k])))
+            data[key] = str(data[key]) + " and so on" * (HUGE_REPLY_CHARS // 10)
+        return json.dumps(data)
     if fault == "surrogate":
         try:
             data = json.loads(content)
@@ -185,14 +200,14 @@ def main(argv: list[str] | None = None) -> None:
     add_server_args(ap)
     ap.add_argument("--fault-rate", type=float, default=0.0, help="total fault rate, spread evenly over all kinds")
     ap.add_argument("--fault", action="append", default=[], metavar="KIND=RATE",
-                    help=f"rate of one kind (repeatable); kinds: {', '.join(FAULTS)}")  # fmt: skip
+                    help=f"rate of one kind (repeatable); kinds: {', '.join(FAULTS + NAMED_FAULTS)}")  # fmt: skip
     ap.add_argument("--hang-s", type=float, default=30.0, help="how long a hang lasts (default 30)")
     ap.add_argument("--retry-after-s", type=float, default=0.2, help="Retry-After on 429/503 (default 0.2)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the fault draws (default 0)")
     ap.add_argument("--require-key", default=None, help="answer 401 unless this bearer key is sent")
     ap.add_argument("--fail-when", action="append", default=[], metavar="TEXT",
                     help="answer every completion whose request contains TEXT with --fail-with (repeatable)")
-    ap.add_argument("--fail-with", default="500", choices=FAULTS, help="the fault --fail-when injects (default 500)")  # fmt: skip
+    ap.add_argument("--fail-with", default="500", choices=FAULTS + NAMED_FAULTS, help="the fault --fail-when injects (default 500)")  # fmt: skip
     args = ap.parse_args(argv)
     try:
         rates = parse_rates(args.fault, args.fault_rate)

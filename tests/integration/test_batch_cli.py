@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import signal
 import struct
 import subprocess
@@ -221,7 +222,7 @@ def test_one_session_command_prints_transcript_and_metrics(scripted_server):
     assert "task_success=1  user_effort=1  length=6" in res.stdout
 
 
-def _progress_run(tmp_path, *extra: str, terminal: bool) -> tuple[str, Path, str]:
+def _progress_run(tmp_path, *extra: str, terminal: bool, columns: int = 160) -> tuple[str, Path, str]:
     """A two-user memory run on a slow scripted server; its stderr as a log file gets it (a pipe) or
     as a terminal shows it (a pseudo-terminal)."""
     server = start_scripted_server("--latency", "0.2")
@@ -235,8 +236,9 @@ def _progress_run(tmp_path, *extra: str, terminal: bool) -> tuple[str, Path, str
             assert res.returncode == 0, res.stderr
             return res.stderr, out, server.url
         leader, follower = pty.openpty()
-        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a new pty is 0 columns wide
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=follower)
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))  # a new pty is 0 columns wide
+        env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=follower, env=env)
         os.close(follower)
         chunks = []
         with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
@@ -267,14 +269,26 @@ def test_the_progress_line_in_a_log_is_plain_lines_at_the_interval(tmp_path):
     lines = stderr.splitlines()
     _check_progress(lines, out, url)
     progress = [line for line in lines if line.startswith("sessions ")]
-    assert progress[0].startswith("sessions 0/4, in flight 0") and progress[-1].startswith("sessions 4/4")
+    assert progress[0].startswith("sessions 0/4, rate ?/min, ETA ?, in flight 0") and progress[-1].startswith("sessions 4/4")
     assert len(progress) < 40, progress  # every half second, not once per refresh or per session
 
 
 def test_the_progress_line_on_a_terminal_is_one_line_redrawn(tmp_path):
     shown, out, url = _progress_run(tmp_path, terminal=True)
-    # tqdm's bar, redrawn in place: a carriage return that does not end a line (a terminal shows every
+    # one line redrawn in place: a carriage return that does not end a line (a terminal shows every
     # newline as "\r\n", so a bare "\r" in the text would prove nothing)
-    assert "\r" in shown.replace("\r\n", "\n") and "|" in shown
+    assert "\r" in shown.replace("\r\n", "\n")
     lines = [line for line in shown.replace("\r\n", "\n").replace("\r", "\n").splitlines() if line.strip()]
     _check_progress(lines, out, url)
+
+
+def test_the_progress_line_on_a_terminal_of_width_0_fits_80_columns(tmp_path):
+    """A terminal that reports 0 columns still gets the line, fitted to 80 columns, with done / total,
+    the rate and the ETA in every drawing of it."""
+    shown, _, _ = _progress_run(tmp_path, terminal=True, columns=0)
+    drawn = [line.rstrip() for line in shown.replace("\r\n", "\n").replace("\r", "\n").splitlines()
+             if line.startswith("sessions ")]  # fmt: skip
+    assert drawn and drawn[-1].startswith("sessions 4/4 (100%)"), shown
+    assert any("/min ETA" in line and "?/min" not in line for line in drawn), drawn  # a measured rate
+    for line in drawn:
+        assert len(line) < 80 and re.match(r"sessions \d/4 \(\d+%\) \S+/(min|h) ETA \S+", line), line

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from msc_graph.data import load_dataset_problems
-from msc_graph.results import read_records
+from msc_graph.results import manifest_path, read_records
 from msc_graph.run.resume import latest_of_setting
 from tests.helpers import REPO, Server, assert_complete, batch_args, fault_server, run_cli
 
@@ -107,8 +107,11 @@ def test_an_infrastructure_failure_stops_a_memory_user_and_a_rerun_continues_fro
         healthy.stop()
     assert res.returncode == 0, res.stderr
     final = latest_of_setting(read_records(out), first[0]["settings_hash"])
-    assert sorted(final) == [(0, 0), (0, 1), (0, 2)] and all(r["failure"] is None for r in final.values())
-    assert final[(0, 1)]["notes_before"] == first[0]["notes_after"]  # it started from session 1's notes
+    assert sorted(final) == [(0, 0, 0), (0, 1, 0), (0, 2, 0)] and all(r["failure"] is None for r in final.values())
+    assert final[(0, 1, 0)]["notes_before"] == first[0]["notes_after"]  # it started from session 1's notes
+    # the clean finish compacted the file: the failed attempt is gone, each session once, in order
+    assert [(r["session_index"], r["failure"]) for r in read_records(out)] == [(0, None), (1, None), (2, None)]
+    assert json.loads(manifest_path(out).read_text())["compacted"] == {"superseded_dropped": 1}
 
 
 def test_a_second_runner_on_the_same_output_is_refused_at_once(tmp_path):

@@ -43,6 +43,16 @@ def test_infrastructure_failures_run_again_by_default_and_content_failures_stay(
     assert 0 not in todo(plan_resume(records, H, jobs(), learns=False, retry_failed="none"))
 
 
+def test_a_judge_failure_runs_again_by_default_but_not_with_none():
+    """A grade that stayed unreadable (a small judge model) is the measurement's failure, not the
+    session's: the default rerun runs the session again, so a rerun can recover it."""
+    judged = {**rec(0, 1, kind="content"), "failure": {"stage": "judge", "reason": "unparseable reply", "kind": "content"}}
+    records = [rec(0, 0), judged, rec(0, 2)]
+    plan = plan_resume(records, H, jobs(), learns=False, retry_failed="infra")
+    assert todo(plan)[0] == [1] and plan.retried == 1
+    assert todo(plan_resume(records, H, jobs(), learns=False, retry_failed="none")).get(0) is None
+
+
 def test_the_last_record_of_a_session_counts():
     records = [rec(0, 0, kind="infrastructure"), rec(0, 0)]  # failed, then rerun and finished
     plan = plan_resume(records, H, jobs(1), learns=False, retry_failed="infra")
