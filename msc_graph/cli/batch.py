@@ -145,6 +145,9 @@ def _memory(p: argparse.ArgumentParser) -> None:
     add_flag(mem, "--embedding-api-base", default=None, help="OpenAI-compatible embeddings endpoint (key: env MSC_EMBEDDING_API_KEY)")
     add_flag(mem, "--retrieval-k", type=int, default=None, help=CTX["retrieval_k"].description + _d(CTX["retrieval_k"]))
     add_flag(mem, "--retrieval-threshold", type=float, default=None, help=CTX["retrieval_threshold"].description + _d(CTX["retrieval_threshold"]))
+    add_flag(mem, "--reflection-model", default=None, metavar="NAME",
+             help="model that writes the notes after each session, e.g. a trained adapter served with serve.py --lora (default: the agent's model)")
+    add_flag(mem, "--reflection-api-base", default=None, help=CTX["reflection_api_base"].description)
 
 
 def _throughput(p: argparse.ArgumentParser) -> None:
@@ -248,7 +251,8 @@ def settings_from_args(args: argparse.Namespace, local: tuple[str, str] | None =
         session.update({k: v for k, v in LOCAL_BACKEND_OVERRIDES.items()})
     for name in ("data_dir", "structured", "agent_reply", "agent_context_tokens", "protocol", "published_code", "max_turns",
                  "timeout", "max_retries", "parse_retries", "max_inflight_requests", "memory", "memory_dir",
-                 "chroma_url", "embedding_model", "embedding_api_base", "retrieval_k", "retrieval_threshold"):  # fmt: skip
+                 "chroma_url", "embedding_model", "embedding_api_base", "retrieval_k", "retrieval_threshold",
+                 "reflection_model", "reflection_api_base"):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
             session[name] = value

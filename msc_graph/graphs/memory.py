@@ -13,7 +13,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from msc_graph.config import SessionContext
+from msc_graph.config import SessionContext, reflection_config
 from msc_graph.graphs.context import context_of, role_configs
 from msc_graph.graphs.state import SessionState
 from msc_graph.memory.access import StoreLocator
@@ -36,7 +36,8 @@ def store_locator(ctx: SessionContext) -> StoreLocator:
 @lru_cache(maxsize=32)
 def design_for(ctx: SessionContext) -> MemoryDesign:
     """The memory design a context names, built once per context in this process."""
-    settings = DesignSettings(context=ctx, agent=role_configs(ctx)["agent"], store=store_locator(ctx))
+    agent = role_configs(ctx)["agent"]
+    settings = DesignSettings(context=ctx, agent=agent, store=store_locator(ctx), reflection=reflection_config(agent, ctx))
     return design_factory(ctx.memory)(settings)
 
 

@@ -26,7 +26,7 @@ DATA_KEYS = ("dataset",)
 #: Settings every row label shows even when all rows share them.
 ALWAYS_SHOWN = ("memory",)
 #: Keys a manifest writes only when they are not their default.
-OPTIONAL_DEFAULTS = {"protocol": "ours", "split": "test", "user_kind": "simulated"}
+OPTIONAL_DEFAULTS = {"protocol": "ours", "split": "test", "user_kind": "simulated", "reflection_model": "(the agent)"}
 
 
 @dataclass

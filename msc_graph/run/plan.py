@@ -88,6 +88,8 @@ def result_settings(settings: RunSettings, dataset: LoadedDataset) -> dict:
         out["protocol"] = s.protocol
     if settings.split != "test":
         out["split"] = settings.split
+    if s.reflection_model:  # only when set, so the keys of runs without it stay as they were
+        out["reflection_model"] = s.reflection_model
     return out
 
 
