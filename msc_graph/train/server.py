@@ -17,6 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from msc_graph.serving import ServingError, parse_loras
 from msc_graph.train.model import TrainSetupError, load_with_adapters
 
 
@@ -104,17 +105,6 @@ def handler_for(models: AdapterModels) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def parse_lora(items: list[str]) -> dict[str, str]:
-    """``NAME=PATH`` pairs (as SGLang's --lora-paths takes them)."""
-    out = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise TrainSetupError(f"--lora {item!r}: give NAME=PATH")
-        out[name] = path
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="", help="base model: a hub id already downloaded, or a folder")
@@ -124,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=0, help="0: a free port (printed as PORT <n>)")
     args = ap.parse_args(argv)
     try:
-        adapters = parse_lora(args.lora)
+        adapters = dict(parse_loras(args.lora))
         net, tok = load_with_adapters(args.model, args.gguf, adapters)
-    except TrainSetupError as exc:
+    except (TrainSetupError, ServingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(AdapterModels(net, tok, args.base_name, list(adapters))))
