@@ -10,7 +10,7 @@ same sessions produce the same records. It recognises which role is calling from
 - reflection: one note per user message that asked for a change;
 - note selection: picks note 1;
 - coverage grading (reflection training's judge): a preference counts as covered when one of its
-  words of six letters or more appears in the notes;
+  words of four letters or more appears in the notes (lenient: a tiny model's notes must score);
 - the agent: a short reply, in bullet points only once the word "bullet" appears in what it is sent
   (the user asked, or its notes say so), as text or JSON when ``response_format`` asks;
 - mem0's fact extraction (its "Memory Extractor" prompt): ``{"memory": [...]}`` with one memory
@@ -217,7 +217,7 @@ def _coverage_reply(prompt: str) -> dict:
     head, _, notes = prompt.partition("## The assistant's notes")
     notes = notes.split("\n\nFor each preference", 1)[0].lower()
     prefs = re.findall(r"^(\d+)\. (.*)$", head, flags=re.M)
-    covered = [int(n) for n, text in prefs if any(w in notes for w in re.findall(r"[a-z]{6,}", text.lower()))]
+    covered = [int(n) for n, text in prefs if any(w in notes for w in re.findall(r"[a-z]{4,}", text.lower()))]
     return {"reasoning": f"{len(covered)} of {len(prefs)} preferences appear in the notes", "covered": covered}
 
 

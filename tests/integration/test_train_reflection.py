@@ -50,7 +50,7 @@ def trained(tmp_path_factory):
                "--max-steps", str(STEPS), "--num-generations", "4", "--per-device-train-batch-size", "4",
                "--gradient-accumulation-steps", "1", "--max-completion-length", "16", "--learning-rate", "1e-3",
                "--lora-r", "8", "--lora-alpha", "16", "--save-steps", "1", "--beta", "0"]  # fmt: skip
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env={**os.environ, **env})
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, **env})
         assert res.returncode == 0, res.stderr[-3000:]
         yield server, out, results, env
     finally:
