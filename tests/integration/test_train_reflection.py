@@ -63,9 +63,12 @@ def test_grpo_steps_compute_the_rewards_and_save_a_resumable_adapter(trained):
     assert manifest["ended"] == "finished" and manifest["global_step"] == STEPS
     assert manifest["data"]["examples"] == 4 and str(results) in manifest["data"]["files"]
     assert [row["step"] for row in manifest["log"]] == list(range(1, STEPS + 1))
-    for row in manifest["log"]:  # both rewards computed on every step, and the weighted sum
-        assert "rewards/coverage_reward/mean" in row and "rewards/format_reward/mean" in row
-        assert row["reward"] > 0, row
+    for row in manifest["log"]:  # both rewards computed on every step (a judge answer, not None), and their sum
+        assert row["rewards/coverage_reward/mean"] is not None and row["rewards/format_reward/mean"] is not None
+        assert row["reward"] >= 0
+    # SmolLM2-135M writing 16 tokens scores on some steps only (measured: 0.0 then 0.25); one
+    # scoring step with a gradient is what makes the adapter differ from the base model
+    assert any(row["reward"] > 0 and row["grad_norm"] > 0 for row in manifest["log"]), manifest["log"]
     assert manifest["judge"]["calls"] + manifest["judge"]["cache_hits"] > 0 and manifest["judge"]["failures"] == 0
     assert len(manifest["step_times"]) == STEPS and all(t["step_s"] > 0 for t in manifest["step_times"])
     assert (out / "adapter" / "adapter_config.json").is_file() and (out / f"checkpoint-{STEPS}").is_dir()
