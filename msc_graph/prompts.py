@@ -23,6 +23,7 @@ ROLE_MARKS = {
     "judge": "You grade answers",
     "reflect": "keeps notes about one person",
     "select": "decide which of its notes",
+    "coverage": "You check notes that an assistant",
 }
 
 USER_SYSTEM = """\
@@ -153,6 +154,24 @@ Reply with one JSON object and nothing else:
 - "reasoning": what the person enforced in this conversation, briefly
 - "notes": the complete updated list; each item has "preference", "evidence", "how_to_satisfy"
 """
+
+#: Training only (``msc_graph.train``; no benchmark request uses it, so PROMPTS_VERSION stays): a
+#: judge grades which of the user's true preferences a reflection's notes capture.
+COVERAGE_PROMPT = """\
+You check notes that an assistant keeps about one person. The person has these preferences about
+how the assistant should respond:
+{preferences}
+
+## The assistant's notes
+{notes}
+
+For each preference, decide whether the notes capture it clearly enough that an assistant reading
+only the notes would satisfy it. A note that is vague, contradicts the preference, or only
+mentions the topic does not count.
+
+Reply with one JSON object and nothing else:
+- "reasoning": one sentence per preference
+- "covered": the numbers of the preferences the notes capture, for example [1, 3]; [] for none"""
 
 SELECT_NOTES_PROMPT = """\
 You help an AI assistant decide which of its notes about a person matter for its next reply.

@@ -115,6 +115,13 @@ class ReflectionResult(BaseModel):
     notes: list[Note] = Field(description="The complete updated list of notes.")
 
 
+class CoverageGrade(BaseModel):
+    """Which of a user's preferences a set of notes captures (the training judge's reply)."""
+
+    reasoning: str = Field(default="")
+    covered: list[int] = Field(description="Numbers of the preferences the notes capture.")
+
+
 class NoteSelection(BaseModel):
     """The notes an LLM judged relevant to the next reply (``select`` memory mode)."""
 

@@ -28,6 +28,8 @@ class ServerSpec:
     gpus: tuple[int, ...] = field(default_factory=tuple)
     #: Requests must carry this key (``Authorization: Bearer KEY``); empty: none required.
     api_key: str = ""
+    #: LoRA adapters served beside the base model, as (name, path) pairs (``serve.py --lora NAME=PATH``).
+    loras: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     @property
     def gpus_needed(self) -> int:
@@ -66,14 +68,39 @@ def assign_gpus(specs: list[ServerSpec], gpus: list[int]) -> list[ServerSpec]:
 def sglang_command(spec: ServerSpec, python: str = sys.executable) -> list[str]:
     base = [python, "-m", "sglang.launch_server", "--model-path", spec.model_path]
     parallel = ["--tp-size", str(spec.tp_size), "--dp-size", str(spec.dp_size), "--enable-metrics", "--enable-cache-report"]
-    return _command(spec, base, parallel, "--mem-fraction-static")
+    return _command(spec, base, parallel + _lora_flags(spec, "--lora-paths"), "--mem-fraction-static")
 
 
 def vllm_command(spec: ServerSpec) -> list[str]:
     base = ["vllm", "serve", spec.model_path]
     parallel = ["--tensor-parallel-size", str(spec.tp_size), "--data-parallel-size", str(spec.dp_size),
                 "--enable-prefix-caching"]  # fmt: skip
-    return _command(spec, base, parallel, "--gpu-memory-utilization")
+    return _command(spec, base, parallel + _lora_flags(spec, "--lora-modules"), "--gpu-memory-utilization")
+
+
+def _lora_flags(spec: ServerSpec, paths_flag: str) -> list[str]:
+    """Multi-LoRA serving: SGLang takes ``--lora-paths NAME=PATH ...``, vLLM ``--lora-modules NAME=PATH ...``."""
+    if not spec.loras:
+        return []
+    return ["--enable-lora", paths_flag, *(f"{name}={path}" for name, path in spec.loras)]
+
+
+def adapter_model_name(engine: str, base_model: str, adapter: str) -> str:
+    """The model name a request uses for an adapter: SGLang ``base:adapter``, vLLM the adapter's name."""
+    return f"{base_model}:{adapter}" if engine == "sglang" else adapter
+
+
+def parse_loras(items: list[str]) -> tuple[tuple[str, str], ...]:
+    """``NAME=PATH`` pairs (each adapter's folder must hold ``adapter_config.json``)."""
+    out = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ServingError(f"--lora {item!r}: give NAME=PATH, e.g. --lora reflection=outputs/reflection-grpo/adapter")
+        out.append((name.strip(), path.strip()))
+    if len({n for n, _ in out}) != len(out):
+        raise ServingError("--lora: two adapters share a name; give each its own")
+    return tuple(out)
 
 
 def _command(spec: ServerSpec, base: list[str], parallel: list[str], memory_flag: str) -> list[str]:

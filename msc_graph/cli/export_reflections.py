@@ -12,6 +12,13 @@ from msc_graph.cli.common import EXIT_BAD_INPUT, OneLineParser, add_flag
 from msc_graph.results import read_result_files
 from msc_graph.results.export_published import check_export_target
 from msc_graph.results.export_training import DEFAULT_COVER_THRESHOLD, export_reflections
+from msc_graph.results.files import read_manifest
+
+
+def split_of(results: list[str]) -> str:
+    """The split the runs sampled (from their manifests): train, test, or unknown (no manifest, or mixed)."""
+    splits = {((read_manifest(f) or {}).get("dataset") or {}).get("split", "unknown") for f in results}
+    return splits.pop() if len(splits) == 1 else "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:  # ResultsError and ExportError are ValueErrors too: one message for every unusable input
         check_export_target(args.output, args.results)
-        n = export_reflections(read_result_files(args.results), args.output, args.cover_threshold)
+        n = export_reflections(read_result_files(args.results), args.output, args.cover_threshold, split_of(args.results))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

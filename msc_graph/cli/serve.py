@@ -25,8 +25,10 @@ from msc_graph.serving import (
     LOOPBACK,
     ServerSpec,
     ServingError,
+    adapter_model_name,
     assign_gpus,
     batch_flags,
+    parse_loras,
     replicas,
     router_command,
     sglang_command,
@@ -65,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="first port of the agent replicas (default: %(default)s)")  # fmt: skip
         s.add_argument("--router-workers", nargs="*", default=None, metavar="URL",
                        help="put sglang-router in front of servers already running elsewhere")  # fmt: skip
+        s.add_argument("--lora", action="append", default=[], metavar="NAME=PATH",
+                       help="serve a LoRA adapter beside the agent model (repeatable), e.g. a trained reflection; "
+                            "batch.py then takes --reflection-model with the name printed")  # fmt: skip
         s.add_argument("--dry-run", action="store_true", help="print the exact commands and exit")
         s.add_argument("--startup-timeout", type=float, default=1800, help="seconds to wait for health (default: %(default)s)")
     return p
@@ -92,7 +97,7 @@ def plan(args: argparse.Namespace, gpus: list[int]) -> tuple[list[tuple[ServerSp
     common = {"host": args.host, "tp_size": args.tp_size, "dp_size": args.dp_size, "mem_fraction": args.mem_fraction,
               "api_key": args.api_key or ""}  # fmt: skip
     user = ServerSpec("user-judge", args.user_model, args.user_port, **common)
-    agent = ServerSpec("agent", args.agent_model, args.agent_port, **common)
+    agent = ServerSpec("agent", args.agent_model, args.agent_port, loras=parse_loras(args.lora), **common)
     if args.router_workers:
         servers = assign_gpus([user], gpus)
         router = router_command(args.router_workers, args.agent_port, args.host, api_key=args.api_key or "")
@@ -159,6 +164,8 @@ def serve_engines(args: argparse.Namespace) -> int:
     procs_plan, user_url, agent_url = plan(args, available_gpus(args.gpus))
     key_flag = (f" --api-key ${KEY_ENV}" if os.environ.get(KEY_ENV) else " --api-key YOUR_KEY") if args.api_key else ""
     then = f"python runners/batch.py {batch_flags(user_url, agent_url, args.user_model, args.agent_model)}{key_flag}"
+    for name, _ in parse_loras(args.lora):
+        then += f"\n# reflection with adapter {name}: add --reflection-model {adapter_model_name(args.engine, args.agent_model, name)}"
     if args.dry_run:
         if not available_gpus(args.gpus):
             print("# no GPUs found here: GPU numbers from 0 are assumed (give --gpus for the machine that will serve)")

@@ -13,7 +13,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from msc_graph.config import SessionContext
+from msc_graph.config import RoleConfig, SessionContext
 from msc_graph.graphs.context import context_of, role_configs
 from msc_graph.graphs.state import SessionState
 from msc_graph.memory.access import StoreLocator
@@ -36,7 +36,8 @@ def store_locator(ctx: SessionContext) -> StoreLocator:
 @lru_cache(maxsize=32)
 def design_for(ctx: SessionContext) -> MemoryDesign:
     """The memory design a context names, built once per context in this process."""
-    settings = DesignSettings(context=ctx, agent=role_configs(ctx)["agent"], store=store_locator(ctx))
+    agent = role_configs(ctx)["agent"]
+    settings = DesignSettings(context=ctx, agent=agent, store=store_locator(ctx), reflection=reflection_config(agent, ctx))
     return design_factory(ctx.memory)(settings)
 
 
@@ -98,3 +99,10 @@ async def learn(state: SessionState, runtime: Runtime[SessionContext]) -> dict:
 def _memory(state: SessionState) -> Any:
     memory = state.get("notes_before")
     return memory if memory is not None else []
+
+
+def reflection_config(agent: RoleConfig, ctx: SessionContext) -> RoleConfig:
+    """The agent's call settings for reflection, on ``reflection_model`` (and its endpoint) when set."""
+    if not ctx.reflection_model:
+        return agent
+    return agent.model_copy(update={"model": ctx.reflection_model, "base_url": ctx.reflection_api_base or agent.base_url})

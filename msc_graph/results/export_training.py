@@ -80,8 +80,10 @@ def reflection_examples(records: list[dict], threshold: float = DEFAULT_COVER_TH
     return out
 
 
-def export_reflections(records: list[dict], path: str | Path, threshold: float = DEFAULT_COVER_THRESHOLD) -> int:
-    rows = reflection_examples(records, threshold)
+def export_reflections(records: list[dict], path: str | Path, threshold: float = DEFAULT_COVER_THRESHOLD,
+                       split: str = "unknown") -> int:
+    """Write the rows; each carries ``split`` (from the runs' manifests), so training can refuse test sessions."""
+    rows = [{**row, "split": split} for row in reflection_examples(records, threshold)]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:

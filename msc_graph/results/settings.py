@@ -31,7 +31,7 @@ ALWAYS_SHOWN = ("memory",)
 #: Keys a manifest writes only when they are not their default (``spec.Spec.only_if_changed``,
 #: ``run/plan.py: content_keys``).
 OPTIONAL_DEFAULTS = {"protocol": "ours", "split": "test", "user_kind": "simulated", "profile_set": "built-in",
-                     "dataset_content": "known sample"}  # fmt: skip
+                     "dataset_content": "known sample", "reflection_model": "(the agent)"}  # fmt: skip
 
 
 @dataclass

@@ -9,6 +9,8 @@ same sessions produce the same records. It recognises which role is calling from
 - judge: accuracy 1 when the draft answer contains ``FINAL``;
 - reflection: one note per user message that asked for a change;
 - note selection: picks note 1;
+- coverage grading (reflection training's judge): a preference counts as covered when one of its
+  words of four letters or more appears in the notes (lenient: a tiny model's notes must score);
 - the agent: a short reply, in bullet points only once the word "bullet" appears in what it is sent
   (the user asked, or its notes say so), as text or JSON when ``response_format`` asks;
 - mem0's fact extraction (its "Memory Extractor" prompt): ``{"memory": [...]}`` with one memory
@@ -47,6 +49,7 @@ USER_MARK = ROLE_MARKS["user"]
 JUDGE_MARK = ROLE_MARKS["judge"]
 REFLECT_MARK = ROLE_MARKS["reflect"]
 SELECT_MARK = ROLE_MARKS["select"]
+COVERAGE_MARK = ROLE_MARKS["coverage"]
 ENFORCE_TEXT = "Please use bullet points, as I asked."
 #: What mem0 and LangMem learn from a session where the user asked for bullet points.
 LEARNED_TEXT = "The user wants answers as bullet points."
@@ -80,6 +83,8 @@ class ScriptedServer:
             return _tool_reply(body)
         if isinstance(first, str) and MEM0_MARK in first:
             return _mem0_reply(messages)
+        if COVERAGE_MARK in first:
+            return json.dumps(_coverage_reply(first))
         if USER_MARK in first:
             return json.dumps(self._user_reply(messages, lapses(body.get("seed"))))
         if JUDGE_MARK in first:
@@ -218,6 +223,14 @@ class ScriptedServer:
 def lapses(seed: int | None) -> bool:
     """Whether the simulator lapses on a request with this ``seed`` (one seed in three; never without one)."""
     return seed is not None and int(hashlib.sha256(str(seed).encode()).hexdigest(), 16) % 3 == 0
+
+
+def _coverage_reply(prompt: str) -> dict:
+    head, _, notes = prompt.partition("## The assistant's notes")
+    notes = notes.split("\n\nFor each preference", 1)[0].lower()
+    prefs = re.findall(r"^(\d+)\. (.*)$", head, flags=re.M)
+    covered = [int(n) for n, text in prefs if any(w in notes for w in re.findall(r"[a-z]{4,}", text.lower()))]
+    return {"reasoning": f"{len(covered)} of {len(prefs)} preferences appear in the notes", "covered": covered}
 
 
 def _mem0_reply(messages: list[dict]) -> str:

@@ -28,6 +28,7 @@ def test_export_reflections_from_a_memory_run(tmp_path, scripted_server):
     first = rows[0]
     assert first["notes_before"] == [] and first["notes_after"]
     assert first["rewards"]["enforced_preferences"] == [0]
+    assert {r["split"] for r in rows} == {"test"}  # from the manifest: training refuses these rows
     assert first["rewards"]["coverage"][0]["covered"] is True  # the bullet note covers the bullet preference
     assert first["rewards"]["next_session_user_effort"] == rows[1]["rewards"]["user_effort"]
     assert rows[-1]["rewards"]["next_session_user_effort"] is None

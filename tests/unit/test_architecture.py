@@ -9,7 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "msc_graph"
 #: Which package may import which (top-level modules are the base layer, "msc_graph").
-LAYERS = ["msc_graph", "data", "protocols", "memory", "graphs", "results", "run", "cli"]
+LAYERS = ["msc_graph", "data", "protocols", "memory", "graphs", "results", "run", "train", "cli"]
 #: ``cli`` may start the scripted server in process for ``--backend mock`` (msc_graph/testing/mock_backend.py).
 ALLOWED_EXTRA = {("testing", "msc_graph"), ("testing", "protocols"), ("cli", "testing")}
 

@@ -58,3 +58,26 @@ def test_servers_bind_loopback_and_carry_the_key_passed():
     from msc_graph.serving import shown
 
     assert "k-1" not in shown(sglang_command(spec, "py"), spec.env())
+
+
+def test_lora_adapters_are_served_beside_the_agent_and_named_for_batch(capsys):
+    """serve.py --lora NAME=PATH: SGLang's multi-LoRA flags on the agent server, and the model name
+    batch.py's --reflection-model takes (SGLang: base:adapter, vLLM: the adapter's name)."""
+    from msc_graph.cli.serve import main
+
+    spec = ServerSpec("agent", "Qwen/Qwen2.5-7B-Instruct", 8003, loras=(("refl", "/a/adapter"), ("b", "/b")))
+    cmd = sglang_command(spec, "py")
+    assert cmd[cmd.index("--enable-lora") : cmd.index("--enable-lora") + 4] == ["--enable-lora", "--lora-paths", "refl=/a/adapter", "b=/b"]
+    vcmd = vllm_command(spec)
+    assert vcmd[vcmd.index("--lora-modules") + 1 : vcmd.index("--lora-modules") + 3] == ["refl=/a/adapter", "b=/b"]
+    assert "--enable-lora" not in sglang_command(ServerSpec("agent", "m", 8003), "py")
+    for engine, name in (("sglang", "Qwen/Qwen2.5-7B-Instruct:refl"), ("vllm", "refl")):
+        assert main([engine, "--dry-run", "--gpus", "0,1", "--tp-size", "1", "--agent-model", "Qwen/Qwen2.5-7B-Instruct",
+                     "--lora", "refl=/a/adapter"]) == 0  # fmt: skip
+        out = capsys.readouterr().out
+        agent_line = out.split("# agent\n", 1)[1].splitlines()[0]
+        assert "refl=/a/adapter" in agent_line and "--enable-lora" in agent_line
+        assert "refl=" not in out.split("# agent\n", 1)[0]  # the user/judge server serves no adapter
+        assert f"--reflection-model {name}" in out
+    assert main(["sglang", "--dry-run", "--lora", "no-path"]) == 2
+    assert "error: --lora 'no-path': give NAME=PATH" in capsys.readouterr().err

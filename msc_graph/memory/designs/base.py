@@ -40,6 +40,12 @@ class DesignSettings:
     agent: RoleConfig
     #: Where the run keeps memory (per-user Chroma collections).
     store: StoreLocator
+    #: The endpoint that writes the notes after a session (``--reflection-model``); None: the agent's.
+    reflection: RoleConfig | None = None
+
+    @property
+    def reflector(self) -> RoleConfig:
+        return self.reflection or self.agent
 
 
 @dataclass(frozen=True)

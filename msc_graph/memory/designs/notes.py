@@ -17,6 +17,13 @@ from msc_graph.prompts import AGENT_NOTES_BLOCK, REFLECTION_PROMPT, transcript_t
 from msc_graph.schemas import ReflectionResult
 
 
+def reflection_messages(notes: list[dict], messages: list[dict]) -> list[dict]:
+    """What reflection sends the model: the notes so far and the finished conversation (training
+    builds its prompts with this too, so they are the same bytes)."""
+    prompt = REFLECTION_PROMPT.format(notes=notes_as_text(notes), conversation=transcript_text(messages))
+    return [{"role": "user", "content": prompt}]
+
+
 class Reflecting(MemoryDesign):
     """Notes kept per user in the store, updated by a reflection call after each session."""
 
@@ -32,8 +39,7 @@ class Reflecting(MemoryDesign):
 
     async def learn(self, session: SessionInfo, memory: Any, messages: list[dict]) -> Learned:
         before = memory or []
-        prompt = REFLECTION_PROMPT.format(notes=notes_as_text(before), conversation=transcript_text(messages))
-        result = await call_json(self.settings.agent, [{"role": "user", "content": prompt}], ReflectionResult)
+        result = await call_json(self.settings.reflector, reflection_messages(before, messages), ReflectionResult)
         usage = {"agent_reflect": result.usage.as_dict()}
         if not result.ok and result.kind == "infrastructure":  # the server: a rerun learns again
             raise LearnFailed(f"reflection: {result.error}", infrastructure=True)

@@ -1,0 +1,61 @@
+"""The manifest of a training run (``<output_dir>/manifest.json``), like a benchmark run's: the
+settings, package versions, the data (files, their digests, how many examples), start and end, how
+it ended, and what it measured (rewards per logged step, step times, judge calls)."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from msc_graph.results.files import write_json_atomic
+from msc_graph.run.manifest import now
+from msc_graph.security import redact_tree, redacted_argv
+from msc_graph.train.settings import TrainSettings
+
+PACKAGES = ("msc_graph", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "gguf", "vllm")
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+class TrainManifest:
+    """Written when training starts and again when it ends (atomically)."""
+
+    def __init__(self, settings: TrainSettings, examples: int) -> None:
+        self.path = Path(settings.output_dir) / "manifest.json"
+        self.data: dict = redact_tree({
+            "kind": "reflection-grpo",
+            "settings": settings.model_dump(),
+            "data": {"files": {p: file_digest(p) for p in settings.data}, "examples": examples},
+            "packages": versions(),
+            "platform": platform.platform(),
+            "argv": redacted_argv(),
+            "started": now(),
+            "finished": None,
+        })  # fmt: skip
+
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path, self.data)
+
+    def finish(self, ended: str, **extra) -> None:
+        """``ended``: finished | interrupted | failed: <reason>."""
+        self.data.update(finished=now(), ended=ended, **extra)
+        self.write()
