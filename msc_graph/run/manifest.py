@@ -32,6 +32,13 @@ def package_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
+def provenance_fields(packages: tuple[str, ...]) -> dict:
+    """What every manifest records of where and how it was made: the versions of ``packages``, the
+    code (commit, or the package version), the platform, the command line (redacted), the start."""
+    return {"packages": package_versions(packages), "code": code_version(), "platform": platform.platform(),
+            "argv": redacted_argv(), "started": now(), "finished": None}  # fmt: skip
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -52,12 +59,7 @@ class Manifest:
             "dataset": {"name": dataset.name, "key": dataset.key, "source": dataset.source, "size": len(dataset),
                         "split": settings.split},
             "profiles": {"source": profile_source, "users": users},
-            "packages": package_versions(),
-            "code": code_version(),
-            "platform": platform.platform(),
-            "argv": redacted_argv(),
-            "started": now(),
-            "finished": None,
+            **provenance_fields(PACKAGES),
         })  # fmt: skip
 
     def write(self) -> None:

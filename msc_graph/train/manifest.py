@@ -1,16 +1,15 @@
 """The manifest of a training run (``<output_dir>/manifest.json``), like a benchmark run's: the
-settings, package versions, the data (files, their digests, how many examples), start and end, how
+settings, package versions, the code, the data (files, their digests, how many examples), start and end, how
 it ended, and what it measured (rewards per logged step, step times, judge calls)."""
 
 from __future__ import annotations
 
 import hashlib
-import platform
 from pathlib import Path
 
 from msc_graph.results.files import write_json_atomic
-from msc_graph.run.manifest import now, package_versions
-from msc_graph.security import redact_tree, redacted_argv
+from msc_graph.run.manifest import now, provenance_fields
+from msc_graph.security import redact_tree
 from msc_graph.train.settings import TrainSettings
 
 PACKAGES = ("msc_graph", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "gguf", "vllm")
@@ -24,10 +23,6 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def versions() -> dict[str, str]:
-    return package_versions(PACKAGES)
-
-
 class TrainManifest:
     """Written when training starts and again when it ends (atomically)."""
 
@@ -37,11 +32,7 @@ class TrainManifest:
             "kind": "reflection-grpo",
             "settings": settings.model_dump(),
             "data": {"files": {p: file_digest(p) for p in settings.data}, "examples": examples},
-            "packages": versions(),
-            "platform": platform.platform(),
-            "argv": redacted_argv(),
-            "started": now(),
-            "finished": None,
+            **provenance_fields(PACKAGES),
         })  # fmt: skip
 
     def write(self) -> None:
